@@ -1,0 +1,33 @@
+"""Role permissions for API views. Denials are audited (permission.denied)."""
+
+from __future__ import annotations
+
+from rest_framework.permissions import BasePermission
+
+from cdp.actor import Role
+from privacy.audit import AuditAction, Outcome, audit_record
+
+
+def role_required(*roles: Role | str) -> type[BasePermission]:
+    """A DRF permission class that admits only the given API roles."""
+    allowed = frozenset(str(r) for r in roles)
+
+    class HasRole(BasePermission):
+        message = f"this endpoint is for the role(s): {', '.join(sorted(allowed))}"
+
+        def has_permission(self, request, view) -> bool:
+            actor = getattr(request, "actor", None)
+            if actor is None:
+                return False
+            if actor.role in allowed:
+                return True
+            audit_record(
+                actor=actor,
+                action=AuditAction.PERMISSION_DENIED,
+                outcome=Outcome.DENIED,
+                details={"path": request.path[:200], "method": request.method, "allowed": sorted(allowed)},
+            )
+            return False
+
+    HasRole.__name__ = "HasRole_" + "_".join(sorted(allowed))
+    return HasRole

@@ -1,0 +1,1 @@
+"""Purposes, policy versions, the consent ledger, enforcement and the customer portal."""

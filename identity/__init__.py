@@ -1,0 +1,1 @@
+"""Identifier normalisation, blind-index lookup and the identity graph (merge, unmerge)."""

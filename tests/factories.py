@@ -1,0 +1,49 @@
+"""factory-boy factories for the core models."""
+
+from __future__ import annotations
+
+import factory
+from django.utils import timezone
+
+from cdp.models import Channel, Event, Profile, Source, TraitDefinition
+
+
+class SourceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Source
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"source-{n}")
+    channel = Channel.WEB
+
+
+class ProfileFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Profile
+
+    first_seen_at = factory.LazyFunction(timezone.now)
+    last_seen_at = factory.LazyFunction(timezone.now)
+
+
+class EventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Event
+
+    profile = factory.SubFactory(ProfileFactory)
+    source = factory.SubFactory(SourceFactory)
+    message_id = factory.Sequence(lambda n: f"msg-{n}")
+    type = Event.Type.TRACK
+    name = "page_view"
+    channel = Channel.WEB
+    occurred_at = factory.LazyFunction(timezone.now)
+
+
+class TraitDefinitionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TraitDefinition
+        django_get_or_create = ("kind", "key")
+
+    key = factory.Sequence(lambda n: f"trait_{n}")
+    kind = TraitDefinition.Kind.TRAIT
+    data_type = TraitDefinition.DataType.STRING
+    personal = True

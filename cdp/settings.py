@@ -213,6 +213,8 @@ CDP_CONSENT_MINOR_AGE_BY_COUNTRY = {
 }  # fmt: skip
 # Portal links: how long a link stays valid before it is used (minutes).
 CDP_PORTAL_LINK_TTL_MINUTES = env.int("CDP_PORTAL_LINK_TTL_MINUTES", default=72 * 60)
+# Public origin of the portal in issued links (e.g. https://privacy.example.com); empty: the API host.
+CDP_PORTAL_BASE_URL = env.str("CDP_PORTAL_BASE_URL", default="")
 # Data-subject request deadlines by jurisdiction (GDPR Art. 12(3); PIPL common practice).
 CDP_DSAR_DEADLINES = {"gdpr": {"months": 1}, "pipl": {"working_days": 15}}
 CDP_DSAR_DEFAULT_JURISDICTION = env.str("CDP_DSAR_DEFAULT_JURISDICTION", default="pipl")

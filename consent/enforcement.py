@@ -32,7 +32,9 @@ from consent.selectors import material_floor
 class ConsentRequired(PermissionDenied):
     """Processing this subject for this purpose (and channel) is not allowed now."""
 
-    def __init__(self, message: str = "the subject has not consented to this purpose", *, code: str = "consent_required"):
+    def __init__(
+        self, message: str = "the subject has not consented to this purpose", *, code: str = "consent_required"
+    ):
         super().__init__(message, code=code)
 
 

@@ -57,7 +57,9 @@ def material_floors(*, at: datetime | None = None) -> dict[int, int]:
     return {row["purpose_id"]: row["v"] for row in rows}
 
 
-def derive_state(*, event: str, policy_version_number: int, expires_at: datetime | None, floor: int, at: datetime) -> str:
+def derive_state(
+    *, event: str, policy_version_number: int, expires_at: datetime | None, floor: int, at: datetime
+) -> str:
     """One scope's state from its latest record: the rule enforcement applies in SQL."""
     if event in GRANTING_EVENTS:
         if expires_at is not None and expires_at <= at:

@@ -5,114 +5,233 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cdp', '0001_initial'),
-        ('consent', '0001_purpose'),
+        ("cdp", "0001_initial"),
+        ("consent", "0001_purpose"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PolicyVersion',
+            name="PolicyVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveIntegerField()),
-                ('language', models.CharField(choices=[('en', 'English'), ('zh-hans', '简体中文')], max_length=8)),
-                ('text', models.TextField()),
-                ('text_sha256', models.CharField(editable=False, max_length=64)),
-                ('published_at', models.DateTimeField()),
-                ('material', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('purpose', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='policy_versions', to='consent.purpose')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("version", models.PositiveIntegerField()),
+                ("language", models.CharField(choices=[("en", "English"), ("zh-hans", "简体中文")], max_length=8)),
+                ("text", models.TextField()),
+                ("text_sha256", models.CharField(editable=False, max_length=64)),
+                ("published_at", models.DateTimeField()),
+                ("material", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "purpose",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="policy_versions",
+                        to="consent.purpose",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['purpose', 'version', 'language'],
+                "ordering": ["purpose", "version", "language"],
             },
         ),
         migrations.CreateModel(
-            name='ConsentRecord',
+            name="ConsentRecord",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('event', models.CharField(choices=[('granted', 'Granted'), ('withdrawn', 'Withdrawn'), ('expired', 'Expired'), ('guardian_granted', 'Granted by a parent or guardian')], max_length=20)),
-                ('channel', models.CharField(blank=True, default='', help_text='Channel scope; empty: all.', max_length=20)),
-                ('policy_version_number', models.PositiveIntegerField(default=0)),
-                ('policy_text_sha256', models.CharField(blank=True, default='', max_length=64)),
-                ('source', models.CharField(blank=True, default='', help_text='Source name, e.g. web-shop.', max_length=64)),
-                ('method', models.CharField(choices=[('portal_toggle', 'Portal toggle'), ('cookie_banner', 'Cookie banner'), ('pos_signature', 'POS signature'), ('api', 'API'), ('staff', "Staff on the person's instruction"), ('system', 'System (expiry)')], max_length=20)),
-                ('actor_kind', models.CharField(max_length=16)),
-                ('actor_id', models.CharField(max_length=128)),
-                ('occurred_at', models.DateTimeField(help_text='When the person acted (may precede recording).')),
-                ('recorded_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('ip_hash', models.CharField(blank=True, default='', max_length=64)),
-                ('user_agent_hash', models.CharField(blank=True, default='', max_length=64)),
-                ('evidence', models.JSONField(blank=True, default=dict, help_text='Non-personal references only.')),
-                ('request_id', models.CharField(blank=True, default='', max_length=64)),
-                ('purpose', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='consent_records', to='consent.purpose')),
-                ('subject', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='consent_records', to='cdp.profile')),
-                ('policy_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='consent_records', to='consent.policyversion')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "event",
+                    models.CharField(
+                        choices=[
+                            ("granted", "Granted"),
+                            ("withdrawn", "Withdrawn"),
+                            ("expired", "Expired"),
+                            ("guardian_granted", "Granted by a parent or guardian"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "channel",
+                    models.CharField(blank=True, default="", help_text="Channel scope; empty: all.", max_length=20),
+                ),
+                ("policy_version_number", models.PositiveIntegerField(default=0)),
+                ("policy_text_sha256", models.CharField(blank=True, default="", max_length=64)),
+                (
+                    "source",
+                    models.CharField(blank=True, default="", help_text="Source name, e.g. web-shop.", max_length=64),
+                ),
+                (
+                    "method",
+                    models.CharField(
+                        choices=[
+                            ("portal_toggle", "Portal toggle"),
+                            ("cookie_banner", "Cookie banner"),
+                            ("pos_signature", "POS signature"),
+                            ("api", "API"),
+                            ("staff", "Staff on the person's instruction"),
+                            ("system", "System (expiry)"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("actor_kind", models.CharField(max_length=16)),
+                ("actor_id", models.CharField(max_length=128)),
+                ("occurred_at", models.DateTimeField(help_text="When the person acted (may precede recording).")),
+                ("recorded_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("ip_hash", models.CharField(blank=True, default="", max_length=64)),
+                ("user_agent_hash", models.CharField(blank=True, default="", max_length=64)),
+                ("evidence", models.JSONField(blank=True, default=dict, help_text="Non-personal references only.")),
+                ("request_id", models.CharField(blank=True, default="", max_length=64)),
+                (
+                    "purpose",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="consent_records",
+                        to="consent.purpose",
+                    ),
+                ),
+                (
+                    "subject",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="consent_records", to="cdp.profile"
+                    ),
+                ),
+                (
+                    "policy_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="consent_records",
+                        to="consent.policyversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['occurred_at', 'id'],
+                "ordering": ["occurred_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='PortalLink',
+            name="PortalLink",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token_hash', models.CharField(max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField()),
-                ('used_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.CharField(blank=True, default='', max_length=128)),
-                ('subject', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='portal_links', to='cdp.profile')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("token_hash", models.CharField(max_length=64, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField()),
+                ("used_at", models.DateTimeField(blank=True, null=True)),
+                ("created_by", models.CharField(blank=True, default="", max_length=128)),
+                (
+                    "subject",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="portal_links", to="cdp.profile"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ProcessingRestriction',
+            name="ProcessingRestriction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('restriction', 'Restriction of processing (GDPR Art. 18)'), ('objection', 'Objection / refusal (GDPR Art. 21; PIPL Arts. 24, 44)')], max_length=12)),
-                ('active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('lifted_at', models.DateTimeField(blank=True, null=True)),
-                ('purpose', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='processing_restrictions', to='consent.purpose')),
-                ('subject', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='processing_restrictions', to='cdp.profile')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("restriction", "Restriction of processing (GDPR Art. 18)"),
+                            ("objection", "Objection / refusal (GDPR Art. 21; PIPL Arts. 24, 44)"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("lifted_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "purpose",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="processing_restrictions",
+                        to="consent.purpose",
+                    ),
+                ),
+                (
+                    "subject",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="processing_restrictions",
+                        to="cdp.profile",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ConsentState',
+            name="ConsentState",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('channel', models.CharField(blank=True, default='', max_length=20)),
-                ('event', models.CharField(choices=[('granted', 'Granted'), ('withdrawn', 'Withdrawn'), ('expired', 'Expired'), ('guardian_granted', 'Granted by a parent or guardian')], max_length=20)),
-                ('policy_version_number', models.PositiveIntegerField(default=0)),
-                ('occurred_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('purpose', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='consent_states', to='consent.purpose')),
-                ('record', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='consent.consentrecord')),
-                ('subject', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='consent_states', to='cdp.profile')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("channel", models.CharField(blank=True, default="", max_length=20)),
+                (
+                    "event",
+                    models.CharField(
+                        choices=[
+                            ("granted", "Granted"),
+                            ("withdrawn", "Withdrawn"),
+                            ("expired", "Expired"),
+                            ("guardian_granted", "Granted by a parent or guardian"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("policy_version_number", models.PositiveIntegerField(default=0)),
+                ("occurred_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "purpose",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="consent_states", to="consent.purpose"
+                    ),
+                ),
+                (
+                    "record",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="consent.consentrecord"
+                    ),
+                ),
+                (
+                    "subject",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="consent_states", to="cdp.profile"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['purpose', 'event'], name='consent_con_purpose_49cb2b_idx')],
-                'constraints': [models.UniqueConstraint(fields=('subject', 'purpose', 'channel'), name='consent_state_subject_purpose_uniq')],
+                "indexes": [models.Index(fields=["purpose", "event"], name="consent_con_purpose_49cb2b_idx")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("subject", "purpose", "channel"), name="consent_state_subject_purpose_uniq"
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='policyversion',
-            constraint=models.UniqueConstraint(fields=('purpose', 'version', 'language'), name='policy_purpose_version_lang_uniq'),
+            model_name="policyversion",
+            constraint=models.UniqueConstraint(
+                fields=("purpose", "version", "language"), name="policy_purpose_version_lang_uniq"
+            ),
         ),
         migrations.AddIndex(
-            model_name='consentrecord',
-            index=models.Index(fields=['subject', 'purpose', 'occurred_at'], name='consent_con_subject_0b1bbb_idx'),
+            model_name="consentrecord",
+            index=models.Index(fields=["subject", "purpose", "occurred_at"], name="consent_con_subject_0b1bbb_idx"),
         ),
         migrations.AddIndex(
-            model_name='consentrecord',
-            index=models.Index(fields=['recorded_at'], name='consent_con_recorde_885260_idx'),
+            model_name="consentrecord",
+            index=models.Index(fields=["recorded_at"], name="consent_con_recorde_885260_idx"),
         ),
         migrations.AddIndex(
-            model_name='processingrestriction',
-            index=models.Index(fields=['subject', 'active'], name='consent_pro_subject_1aca96_idx'),
+            model_name="processingrestriction",
+            index=models.Index(fields=["subject", "active"], name="consent_pro_subject_1aca96_idx"),
         ),
     ]

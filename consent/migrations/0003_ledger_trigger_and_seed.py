@@ -11,8 +11,9 @@ from django.db import migrations
 TRIGGER_SQL = """
 CREATE OR REPLACE FUNCTION consent_record_immutable() RETURNS trigger AS $$
 BEGIN
-    RAISE EXCEPTION 'consent records are append-only (% refused)', TG_OP
-        USING ERRCODE = 'integrity_constraint_violation';
+    RAISE EXCEPTION USING
+        MESSAGE = 'consent records are append-only (' || TG_OP || ' refused)',
+        ERRCODE = 'integrity_constraint_violation';
 END;
 $$ LANGUAGE plpgsql;
 DROP TRIGGER IF EXISTS consent_record_no_rewrite ON consent_consentrecord;

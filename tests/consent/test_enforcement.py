@@ -108,7 +108,9 @@ def test_inactive_profiles_and_unknown_purposes(steward):
 def test_at_evaluates_history(steward):
     person = ProfileFactory()
     now = timezone.now()
-    consent_grant(actor=steward, subject_id=person.id, purpose="analytics", method="api", occurred_at=now - timedelta(days=3))
+    consent_grant(
+        actor=steward, subject_id=person.id, purpose="analytics", method="api", occurred_at=now - timedelta(days=3)
+    )
     consent_withdraw(actor=steward, subject_id=person.id, purpose="analytics", method="api",
                      occurred_at=now - timedelta(days=1))  # fmt: skip
     base = Profile.objects.all()

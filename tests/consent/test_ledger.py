@@ -87,8 +87,12 @@ def test_grant_records_evidence_and_state(steward):
 def test_state_is_the_latest_decision(steward):
     profile = ProfileFactory()
     now = timezone.now()
-    consent_grant(actor=steward, subject_id=profile.id, purpose="analytics", method="api", occurred_at=now - timedelta(hours=3))
-    consent_withdraw(actor=steward, subject_id=profile.id, purpose="analytics", method="api", occurred_at=now - timedelta(hours=2))
+    consent_grant(
+        actor=steward, subject_id=profile.id, purpose="analytics", method="api", occurred_at=now - timedelta(hours=3)
+    )
+    consent_withdraw(
+        actor=steward, subject_id=profile.id, purpose="analytics", method="api", occurred_at=now - timedelta(hours=2)
+    )
     assert state_of(profile, "analytics") == "withdrawn"
     # A grant captured earlier but recorded late does not override the later withdrawal.
     consent_grant(actor=steward, subject_id=profile.id, purpose="analytics", method="pos_signature",

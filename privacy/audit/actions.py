@@ -23,6 +23,7 @@ class AuditAction(models.TextChoices):
     CONSENT_EXPIRE = "consent.expire", "Consent expired"
     CONSENT_REFUSED = "consent.refused", "Consent change refused"
     PORTAL_VIEW = "portal.view", "Portal page viewed"
+    PORTAL_CLOSE = "portal.close", "Portal session ended"
     POLICY_PUBLISH = "policy.publish", "Policy version published"
     PORTAL_LINK = "portal.link", "Portal link issued"
     PORTAL_OPEN = "portal.open", "Portal opened"

@@ -129,15 +129,15 @@ PURPOSES: dict[str, dict] = {
 
 def notice_texts(code: str, spec: dict) -> dict[str, str]:
     """The plain-language notice of version 1 in both languages."""
-    recipients = "; ".join(spec["recipients"]) or "none"
+    recipients = "; ".join(spec["recipients"])
     en = (
         f"{spec['name_en']}. {spec['description_en']} "
-        f"Kept for {spec['retention_days']} days. Recipients: {recipients}. "
+        f"Kept for {spec['retention_days']} days. Recipients: {recipients or 'none'}. "
         "You can withdraw at any time in this portal; withdrawal is as easy as giving consent."
     )
     zh = (
         f"{spec['name_zh']}。{spec['description_zh']}"
-        f"保存期限为{spec['retention_days']}天。接收方：{recipients}。"
+        f"保存期限为{spec['retention_days']}天。接收方：{recipients or '无'}。"
         "您可以随时在本页面撤回同意，撤回与同意同样方便。"
     )
     return {"en": en, "zh-hans": zh}

@@ -13,5 +13,5 @@ urlpatterns = [
     path("consents", views.portal_consent, name="consent"),
     path("requests", views.portal_request, name="request"),
     path("logout", views.portal_logout, name="logout"),
-    path("language", set_language, name="language"),
+    path("language", views.portal_page(set_language), name="language"),
 ]

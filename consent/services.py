@@ -621,3 +621,96 @@ def portal_link_consume(*, token: str, client_hash: str = "", request_id: str = 
     if reason:
         raise PortalLinkRefused(reason)
     return link.subject_id
+
+
+def consent_import_grants(
+    *,
+    actor: Actor,
+    grants: list[tuple[uuid.UUID, str]],
+    method: str,
+    source: str = "",
+    language: str = "en",
+    occurred_at: datetime | None = None,
+) -> dict[str, int]:
+    """Import grants in bulk (a migration from a legacy system, the demo): one transaction,
+    one audit entry for the batch. Idempotent: a (subject, purpose) that already has a state
+    is skipped. Minors and inactive subjects are skipped and counted, never granted."""
+    actor.require_role(Role.STEWARD, Role.ADMIN, Role.SYSTEM)
+    if method not in ConsentMethod.values:
+        raise ConsentError(f"unknown method {method!r}", code="invalid_method")
+    moment = occurred_at or timezone.now()
+    purposes = {p.code: p for p in Purpose.objects.filter(active=True)}
+    unknown = {code for _, code in grants} - set(purposes)
+    if unknown:
+        raise ConsentError(f"unknown purposes {sorted(unknown)}", code="unknown_purpose")
+    notices = {code: selectors.policy_current(purpose=p, language=language, at=moment) for code, p in purposes.items()}
+    counts = {"granted": 0, "skipped_existing": 0, "skipped_minor": 0, "skipped_inactive": 0}
+    with transaction.atomic():
+        subjects = Profile.objects.in_bulk({s for s, _ in grants})
+        existing = set(
+            ConsentState.objects.filter(subject_id__in=list(subjects), channel="").values_list(
+                "subject_id", "purpose__code"
+            )
+        )
+        records = []
+        for subject_id, code in grants:
+            subject = subjects.get(subject_id)
+            if subject is None or subject.status != ProfileStatus.ACTIVE or notices[code] is None:
+                counts["skipped_inactive"] += 1
+            elif (subject_id, code) in existing:
+                counts["skipped_existing"] += 1
+            elif subject_is_minor(subject, purposes[code], today=moment.date()):
+                counts["skipped_minor"] += 1
+            else:
+                existing.add((subject_id, code))
+                notice = notices[code]
+                records.append(
+                    ConsentRecord(
+                        subject=subject,
+                        purpose=purposes[code],
+                        event=ConsentEvent.GRANTED,
+                        policy_version=notice,
+                        policy_version_number=notice.version,
+                        policy_text_sha256=notice.text_sha256,
+                        source=source[:64],
+                        method=method,
+                        actor_kind=str(actor.kind),
+                        actor_id=actor.actor_id,
+                        occurred_at=moment,
+                        request_id=actor.request_id[:64],
+                    )
+                )
+        created = ConsentRecord.objects.bulk_create(records, batch_size=1000)
+        if connection_lacks_returning_ids(created):
+            created = list(
+                ConsentRecord.objects.filter(request_id=actor.request_id[:64], occurred_at=moment).order_by("id")
+            )
+        ConsentState.objects.bulk_create(
+            [
+                ConsentState(
+                    subject_id=r.subject_id,
+                    purpose_id=r.purpose_id,
+                    channel="",
+                    event=r.event,
+                    record=r,
+                    policy_version_number=r.policy_version_number,
+                    occurred_at=r.occurred_at,
+                )
+                for r in created
+            ],
+            batch_size=1000,
+        )
+        counts["granted"] = len(created)
+        audit_record(
+            actor=actor,
+            action=AuditAction.CONSENT_GRANT,
+            legal_basis=LegalBasis.CONSENT,
+            object_type="consent_import",
+            details={**counts, "method": method},
+        )
+    return counts
+
+
+def connection_lacks_returning_ids(created: list[ConsentRecord]) -> bool:
+    """bulk_create sets primary keys on PostgreSQL and SQLite >= 3.35; older SQLite does not."""
+    return any(r.pk is None for r in created)

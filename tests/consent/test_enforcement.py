@@ -127,3 +127,17 @@ def test_filter_composes_with_the_callers_queryset(steward):
     result = profiles_consented_for(narrowed, purpose="analytics").order_by("created_at")
     assert ids(result) == {people[1].id, people[2].id}
     assert result.count() == 2
+
+
+def test_separate_consent_is_needed_even_on_another_basis(steward):
+    """Sensitive data (PIPL Art. 29, GDPR Art. 9): a contract basis does not cover it."""
+    person = ProfileFactory()
+    Purpose.objects.create(code="health_offers", name_en="Health", name_zh="健康", legal_basis="contract",
+                           separate_consent="sensitive", jurisdictions=["pipl"], retention_days=90)  # fmt: skip
+    from consent.services import policy_publish
+
+    policy_publish(actor=Actor.system("tests"), purpose="health_offers", texts={"en": "We use your health notes."},
+                   material=True)  # fmt: skip
+    assert ids(profiles_consented_for(Profile.objects.all(), purpose="health_offers")) == set()
+    consent_grant(actor=steward, subject_id=person.id, purpose="health_offers", method="api")
+    assert ids(profiles_consented_for(Profile.objects.all(), purpose="health_offers")) == {person.id}

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from cdp.actor import Actor
 from cdp.demo import seed_traits
@@ -49,6 +50,9 @@ def browser_page(monkeypatch):
         finally:
             context.close()
             browser.close()
+            # ORM calls made while Playwright's loop runs get their own (context-local)
+            # connections; close them here or PostgreSQL cannot drop the test database.
+            connections.close_all()
 
 
 def test_customer_withdraws_sms_marketing_in_the_portal(live_server, browser_page):

@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from api.views import system
+from api.views import consent, system
 
 app_name = "api"
 
@@ -12,6 +12,14 @@ urlpatterns = [
     path("me", system.MeView.as_view(), name="me"),
     path("keys", system.ApiKeyListView.as_view(), name="keys"),
     path("keys/<str:prefix>", system.ApiKeyRevokeView.as_view(), name="key-revoke"),
+    path("purposes", consent.PurposeListView.as_view(), name="purposes"),
+    path("subjects/<uuid:subject_id>/consents", consent.SubjectConsentsView.as_view(), name="subject-consents"),
+    path(
+        "subjects/<uuid:subject_id>/consents/evidence",
+        consent.ConsentEvidenceView.as_view(),
+        name="subject-consent-evidence",
+    ),
+    path("portal-links", consent.PortalLinkView.as_view(), name="portal-links"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

@@ -118,3 +118,7 @@ DEMO_STEPS: list[tuple[str, DemoStep]] = [
     ("trait registry", seed_traits),
     ("api keys", seed_demo_keys),
 ]
+
+from consent.demo import seed_consent_purposes, seed_demo_consents  # noqa: E402 - appended by the consent area
+
+DEMO_STEPS += [("consent purposes", seed_consent_purposes), ("demo consents", seed_demo_consents)]

@@ -201,3 +201,20 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Consent (docs/adr/0005-consent-ledger.md). Age below which a guardian must consent: per
+# country when the profile's country is known, else per jurisdiction (PIPL Art. 31: 14;
+# GDPR Art. 8: 16 unless a member state lowered it, down to 13).
+CDP_CONSENT_MINOR_AGE = {"pipl": 14, "gdpr": 16}
+CDP_CONSENT_MINOR_AGE_BY_COUNTRY = {
+    "CN": 14, "AT": 14, "BE": 13, "BG": 14, "CY": 14, "CZ": 15, "DE": 16, "DK": 13, "EE": 13, "ES": 14,
+    "FI": 13, "FR": 15, "GR": 15, "HR": 16, "HU": 16, "IE": 16, "IT": 14, "LT": 14, "LU": 16, "LV": 13,
+    "MT": 13, "NL": 16, "PL": 16, "PT": 13, "RO": 16, "SE": 13, "SI": 15, "SK": 16,
+}  # fmt: skip
+# Portal links: how long a link stays valid before it is used (minutes).
+CDP_PORTAL_LINK_TTL_MINUTES = env.int("CDP_PORTAL_LINK_TTL_MINUTES", default=72 * 60)
+# Public origin of the portal in issued links (e.g. https://privacy.example.com); empty: the API host.
+CDP_PORTAL_BASE_URL = env.str("CDP_PORTAL_BASE_URL", default="")
+# Data-subject request deadlines by jurisdiction (GDPR Art. 12(3); PIPL common practice).
+CDP_DSAR_DEADLINES = {"gdpr": {"months": 1}, "pipl": {"working_days": 15}}
+CDP_DSAR_DEFAULT_JURISDICTION = env.str("CDP_DSAR_DEFAULT_JURISDICTION", default="pipl")

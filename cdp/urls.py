@@ -6,6 +6,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/api/v1/docs/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", include("api.urls")),
+    path("portal/", include("consent.urls")),
 ]
 
 handler400 = "api.errors.handler400"

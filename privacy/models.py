@@ -2,5 +2,6 @@
 
 from privacy.audit.models import AuditEntry
 from privacy.crypto.models import SubjectKey
+from privacy.dsar.models import DataSubjectRequest  # noqa: F401
 
 __all__ = ["AuditEntry", "SubjectKey"]

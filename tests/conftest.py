@@ -71,3 +71,12 @@ def make_client(db) -> Callable[..., APIClient]:
 @pytest.fixture
 def anon_client() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def consent_purposes(db) -> None:
+    """The seeded purposes and notices (the data migration makes them; a transactional test's
+    flush removes them, so seed again, idempotently)."""
+    from consent.services import consent_seed_purposes
+
+    consent_seed_purposes()

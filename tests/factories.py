@@ -47,3 +47,13 @@ class TraitDefinitionFactory(factory.django.DjangoModelFactory):
     kind = TraitDefinition.Kind.TRAIT
     data_type = TraitDefinition.DataType.STRING
     personal = True
+
+
+def profile_with_traits(**traits) -> Profile:
+    """A profile whose vault holds `traits` (e.g. birth_date="2015-03-01"), sealed as ingestion does."""
+    from privacy.crypto import seal
+
+    profile = ProfileFactory()
+    profile.vault = seal(subject_id=profile.id, field="traits", value=traits)
+    profile.save(update_fields=["vault"])
+    return profile

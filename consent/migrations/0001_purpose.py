@@ -4,34 +4,67 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Purpose',
+            name="Purpose",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=64, unique=True)),
-                ('name_en', models.CharField(max_length=200)),
-                ('name_zh', models.CharField(max_length=200)),
-                ('description_en', models.TextField(blank=True, default='')),
-                ('description_zh', models.TextField(blank=True, default='')),
-                ('legal_basis', models.CharField(choices=[('consent', 'Consent (GDPR Art. 6(1)(a); PIPL Art. 13(1))'), ('contract', 'Contract (GDPR Art. 6(1)(b); PIPL Art. 13(2))'), ('legal_obligation', 'Legal obligation (GDPR Art. 6(1)(c); PIPL Art. 13(3))'), ('vital_interests', 'Vital interests (GDPR Art. 6(1)(d); PIPL Art. 13(4))'), ('legitimate_interests', 'Legitimate interests (GDPR Art. 6(1)(f); EU only)')], default='consent', max_length=24)),
-                ('jurisdictions', models.JSONField(default=list, help_text='Where it applies: ["pipl", "gdpr"].')),
-                ('data_categories', models.JSONField(default=list, help_text='Trait registry data categories it uses.')),
-                ('channels', models.JSONField(blank=True, default=list, help_text="Channels it covers, e.g. ['sms']; empty: any.")),
-                ('retention_days', models.PositiveIntegerField(help_text='How long data for this purpose is kept.')),
-                ('recipients', models.JSONField(blank=True, default=list, help_text='Categories of recipients.')),
-                ('separate_consent', models.CharField(blank=True, choices=[('', 'Not required'), ('sensitive', 'Sensitive personal information (PIPL Art. 29)'), ('provision', 'Provision to another handler (PIPL Art. 23)'), ('disclosure', 'Public disclosure (PIPL Art. 25)'), ('cross_border', 'Cross-border transfer (PIPL Art. 39)')], default='', max_length=16)),
-                ('active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("code", models.SlugField(max_length=64, unique=True)),
+                ("name_en", models.CharField(max_length=200)),
+                ("name_zh", models.CharField(max_length=200)),
+                ("description_en", models.TextField(blank=True, default="")),
+                ("description_zh", models.TextField(blank=True, default="")),
+                (
+                    "legal_basis",
+                    models.CharField(
+                        choices=[
+                            ("consent", "Consent (GDPR Art. 6(1)(a); PIPL Art. 13(1))"),
+                            ("contract", "Contract (GDPR Art. 6(1)(b); PIPL Art. 13(2))"),
+                            ("legal_obligation", "Legal obligation (GDPR Art. 6(1)(c); PIPL Art. 13(3))"),
+                            ("vital_interests", "Vital interests (GDPR Art. 6(1)(d); PIPL Art. 13(4))"),
+                            ("legitimate_interests", "Legitimate interests (GDPR Art. 6(1)(f); EU only)"),
+                        ],
+                        default="consent",
+                        max_length=24,
+                    ),
+                ),
+                ("jurisdictions", models.JSONField(default=list, help_text='Where it applies: ["pipl", "gdpr"].')),
+                (
+                    "data_categories",
+                    models.JSONField(default=list, help_text="Trait registry data categories it uses."),
+                ),
+                (
+                    "channels",
+                    models.JSONField(
+                        blank=True, default=list, help_text="Channels it covers, e.g. ['sms']; empty: any."
+                    ),
+                ),
+                ("retention_days", models.PositiveIntegerField(help_text="How long data for this purpose is kept.")),
+                ("recipients", models.JSONField(blank=True, default=list, help_text="Categories of recipients.")),
+                (
+                    "separate_consent",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "Not required"),
+                            ("sensitive", "Sensitive personal information (PIPL Art. 29)"),
+                            ("provision", "Provision to another handler (PIPL Art. 23)"),
+                            ("disclosure", "Public disclosure (PIPL Art. 25)"),
+                            ("cross_border", "Cross-border transfer (PIPL Art. 39)"),
+                        ],
+                        default="",
+                        max_length=16,
+                    ),
+                ),
+                ("active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['code'],
+                "ordering": ["code"],
             },
         ),
     ]

@@ -79,15 +79,18 @@ def data_key(subject_id: uuid.UUID | str, *, create: bool) -> tuple[int, bytes] 
         cache.move_to_end(subject_id)
         return hit
     row = SubjectKey.objects.filter(subject_id=subject_id).first()
+    key: bytes | None = None
+    created = False
     if row is None:
         if not create:
             return None
-        row, created = _create(subject_id)
-    else:
-        created = False
+        row, key = _create(subject_id)
+        created = key is not None
     if row.shredded_at is not None or not row.wrapped:
         raise KeyShreddedError("the subject's data key was destroyed")
-    key = get_kms().unwrap(bytes(row.wrapped), version=row.kek_version, aad=wrap_aad(subject_id, row.dek_version))
+    if key is None:
+        aad = wrap_aad(subject_id, row.dek_version)
+        key = get_kms().unwrap(bytes(row.wrapped), version=row.kek_version, aad=aad)
     value = (row.dek_version, key)
     pending = _pending()
     if created and transaction.get_connection().in_atomic_block:
@@ -103,16 +106,17 @@ def _committed(subject_id: uuid.UUID, value: tuple[int, bytes]) -> None:
     _remember(subject_id, value)
 
 
-def _create(subject_id: uuid.UUID) -> tuple[SubjectKey, bool]:
+def _create(subject_id: uuid.UUID) -> tuple[SubjectKey, bytes | None]:
+    """Mint and store a wrapped key; returns the row and the plaintext key (None if we lost a race)."""
     key = os.urandom(32)
     version, wrapped = get_kms().wrap(key, aad=wrap_aad(subject_id, 1))
     try:
         with transaction.atomic():
             row = SubjectKey.objects.create(subject_id=subject_id, dek_version=1, kek_version=version, wrapped=wrapped)
-            return row, True
+            return row, key
     except IntegrityError:
         # Another worker created it first; use theirs so both seal under the same key.
-        return SubjectKey.objects.get(subject_id=subject_id), False
+        return SubjectKey.objects.get(subject_id=subject_id), None
 
 
 def shred_subject(*, subject_id: uuid.UUID | str) -> bool:

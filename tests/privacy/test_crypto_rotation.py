@@ -258,3 +258,87 @@ def test_opening_after_retiring_too_early_names_the_missing_version(v1_data, kek
     profile_id = next(iter(v1_data))
     with pytest.raises(UnknownKeyVersion, match="KEK version 1"):
         traits_open(profile_id=profile_id, blob=Profile.objects.get(pk=profile_id).vault)
+
+
+# --- end to end in a scratch project directory: --generate writes the development key file ----
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def _scratch_env(tmp_path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CDP_", "DJANGO_SECRET"))}
+    env.pop("DATABASE_URL", None)
+    env.pop("CELERY_BROKER_URL", None)
+    env.update({"CDP_VAR_DIR": str(tmp_path)}, **extra)
+    return env
+
+
+def _manage(env: dict[str, str], *args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+
+
+SEAL_SCRIPT = (
+    "import uuid; from privacy.crypto import seal; s = uuid.UUID(int=7); "
+    "print(seal(subject_id=s, field='name', value='王小明').hex())"
+)
+OPEN_SCRIPT = (
+    "import uuid, sys; from privacy.crypto import open_sealed; "
+    "print(open_sealed(subject_id=uuid.UUID(int=7), field='name', blob=bytes.fromhex('{blob}')))"
+)
+
+
+@pytest.mark.slow
+def test_generate_adds_a_kek_version_to_the_dev_key_file_and_rewraps(tmp_path):
+    env = _scratch_env(tmp_path)
+    assert _manage(env, "migrate", "--noinput", "-v0").returncode == 0
+    sealed = _manage(env, "shell", "-c", SEAL_SCRIPT)
+    assert sealed.returncode == 0, sealed.stderr
+    blob = sealed.stdout.strip()
+    before = json.loads((tmp_path / "dev-keys.json").read_text())
+
+    rotated = _manage(env, "rotate_kek", "--generate", "--no-progress")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "Generated KEK v2" in rotated.stdout and "Re-wrapped 1 data keys to KEK v2" in rotated.stdout
+    after = json.loads((tmp_path / "dev-keys.json").read_text())
+    assert after["CDP_KEK_ACTIVE"] == "2"
+    assert after["CDP_KEKS"].startswith(before["CDP_KEKS"] + ",2:")  # v1 kept until retired
+    assert {k: v for k, v in after.items() if not k.startswith("CDP_KEK")} == {
+        k: v for k, v in before.items() if not k.startswith("CDP_KEK")
+    }
+    secrets_ = [v for k, v in after.items() if k not in ("CDP_KEKS", "CDP_KEK_ACTIVE")]
+    secrets_ += [part.split(":", 1)[1] for part in after["CDP_KEKS"].split(",")]
+    for secret in secrets_:
+        assert secret not in rotated.stdout + rotated.stderr
+
+    opened = _manage(env, "shell", "-c", OPEN_SCRIPT.format(blob=blob))
+    assert opened.stdout.strip() == "王小明", opened.stderr
+    status = _manage(env, "crypto_status", "--json")
+    assert json.loads(status.stdout)["data_keys"] == {"2": 1}
+    assert _manage(env, "rotate_kek", "--check-retire", "1").returncode == 0
+
+
+def test_generate_is_refused_in_production(tmp_path):
+    import base64
+
+    def b64(n: int) -> str:
+        return base64.b64encode(os.urandom(n)).decode()
+
+    env = _scratch_env(
+        tmp_path,
+        CDP_ENV="production",
+        ALLOWED_HOSTS="cdp.example.com",
+        DJANGO_SECRET_KEY=b64(48),
+        CDP_KEKS=f"1:{b64(32)}",
+        CDP_BLIND_INDEX_PEPPER=b64(32),
+        CDP_HASH_KEY=b64(32),
+        CDP_AUDIT_SIGNING_KEY=b64(32),
+    )
+    result = _manage(env, "rotate_kek", "--generate", "--no-progress")
+    assert result.returncode != 0
+    assert "--generate is for development" in result.stderr
+    assert not (tmp_path / "dev-keys.json").exists()

@@ -298,7 +298,7 @@ def test_generate_adds_a_kek_version_to_the_dev_key_file_and_rewraps(tmp_path):
     assert _manage(env, "migrate", "--noinput", "-v0").returncode == 0
     sealed = _manage(env, "shell", "-c", SEAL_SCRIPT)
     assert sealed.returncode == 0, sealed.stderr
-    blob = sealed.stdout.strip()
+    blob = sealed.stdout.strip().splitlines()[-1]
     before = json.loads((tmp_path / "dev-keys.json").read_text())
 
     rotated = _manage(env, "rotate_kek", "--generate", "--no-progress")
@@ -316,7 +316,7 @@ def test_generate_adds_a_kek_version_to_the_dev_key_file_and_rewraps(tmp_path):
         assert secret not in rotated.stdout + rotated.stderr
 
     opened = _manage(env, "shell", "-c", OPEN_SCRIPT.format(blob=blob))
-    assert opened.stdout.strip() == "王小明", opened.stderr
+    assert opened.stdout.strip().splitlines()[-1] == "王小明", opened.stderr
     status = _manage(env, "crypto_status", "--json")
     assert json.loads(status.stdout)["data_keys"] == {"2": 1}
     assert _manage(env, "rotate_kek", "--check-retire", "1").returncode == 0

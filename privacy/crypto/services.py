@@ -147,7 +147,7 @@ def kek_rotate(
                     row.kek_version, row.wrapped = kms.wrap(key, aad=aad, version=target)
                     row.rewrapped_at = now
                     changed.append(row)
-                SubjectKey.objects.bulk_update(changed, ["kek_version", "wrapped", "rewrapped_at"])
+                _save_rewrapped(changed)
                 if progress is not None:
                     progress(len(rows))
             last = rows[-1].subject_id
@@ -160,6 +160,22 @@ def kek_rotate(
         raise
     _audit_rotation(actor, result, Outcome.OK if not result.failed else Outcome.ERROR)
     return result
+
+
+def _save_rewrapped(rows: list[SubjectKey]) -> None:
+    """One executemany UPDATE per batch (Django's bulk_update builds a CASE per row and is ~20x
+    slower). The shredded_at guard keeps a key shredded meanwhile shredded on any backend."""
+    if not rows:
+        return
+    meta = SubjectKey._meta
+    fields = [meta.get_field(name) for name in ("kek_version", "wrapped", "rewrapped_at", "subject_id")]
+    columns = [connection.ops.quote_name(f.column) for f in fields]
+    # Only identifiers from the model's own metadata, quoted; every value is a parameter.
+    table, shredded = connection.ops.quote_name(meta.db_table), connection.ops.quote_name("shredded_at")
+    sql = "UPDATE {} SET {} = %s, {} = %s, {} = %s WHERE {} = %s AND {} IS NULL".format(table, *columns, shredded)
+    params = [[f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields] for row in rows]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def _audit_rotation(actor: Actor, result: RotationResult, outcome: Outcome) -> None:

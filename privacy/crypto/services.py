@@ -172,7 +172,7 @@ def _save_rewrapped(rows: list[SubjectKey]) -> None:
     columns = [connection.ops.quote_name(f.column) for f in fields]
     # Only identifiers from the model's own metadata, quoted; every value is a parameter.
     table, shredded = connection.ops.quote_name(meta.db_table), connection.ops.quote_name("shredded_at")
-    sql = "UPDATE {} SET {} = %s, {} = %s, {} = %s WHERE {} = %s AND {} IS NULL".format(table, *columns, shredded)
+    sql = "UPDATE {} SET {} = %s, {} = %s, {} = %s WHERE {} = %s AND {} IS NULL".format(table, *columns, shredded)  # noqa: S608
     params = [[f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields] for row in rows]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)

@@ -102,8 +102,10 @@ def data_key(subject_id: uuid.UUID | str, *, create: bool) -> tuple[int, bytes] 
 
 
 def _committed(subject_id: uuid.UUID, value: tuple[int, bytes]) -> None:
-    _pending().discard(subject_id)
-    _remember(subject_id, value)
+    pending = _pending()
+    if subject_id in pending:  # not if the key was shredded (or the cache cleared) meanwhile
+        pending.discard(subject_id)
+        _remember(subject_id, value)
 
 
 def _create(subject_id: uuid.UUID) -> tuple[SubjectKey, bytes | None]:
@@ -129,6 +131,7 @@ def shred_subject(*, subject_id: uuid.UUID | str) -> bool:
     """
     subject_id = _as_uuid(subject_id)
     _cache().pop(subject_id, None)
+    _pending().discard(subject_id)  # a key minted earlier in this transaction must not be cached on commit
     updated = SubjectKey.objects.filter(subject_id=subject_id, shredded_at__isnull=True).update(
         wrapped=None, shredded_at=timezone.now()
     )

@@ -282,6 +282,18 @@ def test_key_minted_in_a_rolled_back_transaction_is_not_reused():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_key_minted_and_shredded_in_one_transaction_is_not_cached_on_commit():
+    subject = uuid.uuid4()
+    with transaction.atomic():
+        blob = seal(subject_id=subject, field="traits", value={"name": "short-lived"})
+        shred_subject(subject_id=subject)
+    with pytest.raises(KeyShreddedError):
+        open_sealed(subject_id=subject, field="traits", blob=blob)
+    with pytest.raises(KeyShreddedError):
+        seal(subject_id=subject, field="traits", value={"name": "resurrected?"})
+
+
+@pytest.mark.django_db(transaction=True)
 def test_committed_keys_are_cached_within_the_bound(settings, django_assert_num_queries):
     settings.CDP_DATA_KEY_CACHE_SIZE = 2
     clear_data_key_cache()

@@ -197,6 +197,18 @@ def test_tampered_ciphertext_is_a_clear_error(case, tamper, error, message):
 
 
 @pytest.mark.django_db
+@DB_SETTINGS
+@given(data=st.data())
+def test_any_single_bit_flip_anywhere_is_refused(data):
+    subject = uuid.uuid4()
+    blob = seal(subject_id=subject, field="traits", value={"name": "欧阳子涵", "email": "z@example.com"})
+    position = data.draw(st.integers(0, len(blob) - 1), label="byte")
+    bit = data.draw(st.integers(0, 7), label="bit")
+    with pytest.raises(CryptoError):
+        open_sealed(subject_id=subject, field="traits", blob=_flip(blob, position, bit))
+
+
+@pytest.mark.django_db
 def test_ciphertext_moved_to_another_field_or_subject_does_not_open():
     alice, bob, stranger = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     blob = seal(subject_id=alice, field="email", value="alice@example.com")
@@ -279,6 +291,39 @@ def test_key_minted_in_a_rolled_back_transaction_is_not_reused():
     blob = seal(subject_id=subject, field="traits", value={"name": "kept"})
     clear_data_key_cache()
     assert open_sealed(subject_id=subject, field="traits", blob=blob) == {"name": "kept"}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_first_seals_of_one_subject_share_one_key():
+    """Two workers sealing for a new subject at once: the loser of the insert race uses the
+    winner's key, so both values open."""
+    import threading
+
+    from django.db import connection
+
+    subject, barrier, blobs, errors = uuid.uuid4(), threading.Barrier(4), {}, []
+
+    def worker(n: int) -> None:
+        try:
+            barrier.wait()
+            with transaction.atomic():
+                blobs[n] = seal(subject_id=subject, field="traits", value={"n": n})
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    clear_data_key_cache()
+    assert SubjectKey.objects.filter(subject_id=subject).count() == 1
+    for n, blob in blobs.items():
+        assert open_sealed(subject_id=subject, field="traits", blob=blob) == {"n": n}
 
 
 @pytest.mark.django_db(transaction=True)

@@ -7,6 +7,7 @@ actor's role and write the audit entry. ADR: docs/adr/0004-key-hierarchy.md.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from privacy.crypto.datakeys import _as_uuid, shred_subject, wrap_aad
 from privacy.crypto.errors import CryptoError
 from privacy.crypto.keyring import Kms, get_kms
 from privacy.crypto.models import SubjectKey
+
+logger = logging.getLogger(__name__)
 
 SHRED_ROLES = (Role.STEWARD, Role.COMPLIANCE, Role.SYSTEM)
 ROTATE_ROLES = (Role.ADMIN, Role.SYSTEM)
@@ -156,22 +159,27 @@ def kek_rotate(
             result.failed += failed
     except BaseException:
         result.interrupted = True
-        _audit_rotation(actor, result, Outcome.ERROR)
+        try:
+            _audit_rotation(actor, result, Outcome.ERROR)
+        except Exception:  # the database may be what failed; never mask the original error
+            logger.exception("could not audit the interrupted KEK rotation")
         raise
     _audit_rotation(actor, result, Outcome.OK if not result.failed else Outcome.ERROR)
     return result
 
 
 def _save_rewrapped(rows: list[SubjectKey]) -> None:
-    """One executemany UPDATE per batch (Django's bulk_update builds a CASE per row and is ~20x
-    slower). The shredded_at guard keeps a key shredded meanwhile shredded on any backend."""
+    """One executemany UPDATE per batch: Django's bulk_update builds a CASE expression per row and
+    made the whole rotation an order of magnitude slower. The `shredded_at IS NULL` guard means
+    a key shredded after it was read is never written back, whatever the backend's locking."""
     if not rows:
         return
     meta = SubjectKey._meta
     fields = [meta.get_field(name) for name in ("kek_version", "wrapped", "rewrapped_at", "subject_id")]
     columns = [connection.ops.quote_name(f.column) for f in fields]
     # Only identifiers from the model's own metadata, quoted; every value is a parameter.
-    table, shredded = connection.ops.quote_name(meta.db_table), connection.ops.quote_name("shredded_at")
+    table = connection.ops.quote_name(meta.db_table)
+    shredded = connection.ops.quote_name(meta.get_field("shredded_at").column)
     sql = "UPDATE {} SET {} = %s, {} = %s, {} = %s WHERE {} = %s AND {} IS NULL".format(table, *columns, shredded)  # noqa: S608
     params = [[f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields] for row in rows]
     with connection.cursor() as cursor:

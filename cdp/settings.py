@@ -192,6 +192,8 @@ CDP_DEFAULT_PHONE_REGION = env.str("CDP_DEFAULT_PHONE_REGION", default="CN")
 CDP_INGEST_MAX_MESSAGES = env.int("CDP_INGEST_MAX_MESSAGES", default=1000)
 CDP_INGEST_MAX_BYTES = env.int("CDP_INGEST_MAX_BYTES", default=1024 * 1024)
 CDP_DATA_KEY_CACHE_SIZE = env.int("CDP_DATA_KEY_CACHE_SIZE", default=4096)
+# Dotted path to a factory(KeyMaterial) -> Kms for a cloud KMS or HSM; empty: LocalKms (docs/security.md).
+CDP_KMS_FACTORY = env.str("CDP_KMS_FACTORY", default="")
 
 LOGGING = {
     "version": 1,

@@ -80,3 +80,25 @@ def consent_purposes(db) -> None:
     from consent.services import consent_seed_purposes
 
     consent_seed_purposes()
+
+
+@pytest.fixture
+def kek_ring(settings):
+    """kek_ring({1: key, 2: key}, active=2) swaps the process's KEK set for one test.
+
+    privacy.crypto's KMS is rebuilt whenever settings.KEYS changes; the unwrapped-key cache is
+    cleared so that every open goes back to the wrapped key in the database.
+    """
+    import dataclasses
+
+    from privacy.crypto import clear_data_key_cache
+
+    original = settings.KEYS
+
+    def use(keks: dict[int, bytes], *, active: int):
+        settings.KEYS = dataclasses.replace(original, keks=dict(keks), kek_active=active)
+        clear_data_key_cache()
+        return settings.KEYS
+
+    yield use
+    clear_data_key_cache()

@@ -1,4 +1,14 @@
-"""Per-subject data keys: create, unwrap (with a bounded per-request cache) and shred."""
+"""Per-subject data keys: create, unwrap (with a bounded per-request cache) and shred.
+
+The cache holds unwrapped keys for the current request or task only (the middleware and the
+Celery `task_postrun` hook call `clear_data_key_cache`), bounded by CDP_DATA_KEY_CACHE_SIZE.
+
+Why keys created in an open transaction are not cached until it commits: if the transaction
+(or a savepoint around one message of a batch) rolls back, the key row vanishes with it. A key
+still held in the cache would go on sealing data under a key that exists nowhere, and that data
+could never be opened again. So a key minted inside `transaction.atomic` is only cached by an
+`on_commit` callback; until then every use reads the row again (one query, one unwrap).
+"""
 
 from __future__ import annotations
 
@@ -25,9 +35,18 @@ def _cache() -> OrderedDict[uuid.UUID, tuple[int, bytes]]:
     return cache
 
 
+def _pending() -> set[uuid.UUID]:
+    """Subjects whose key row was created by this thread in a transaction not yet committed."""
+    pending = getattr(_local, "pending", None)
+    if pending is None:
+        pending = _local.pending = set()
+    return pending
+
+
 def clear_data_key_cache() -> None:
     """Drop every unwrapped data key held by this thread (end of a request or task)."""
     _cache().clear()
+    _pending().clear()
 
 
 def _remember(subject_id: uuid.UUID, value: tuple[int, bytes]) -> None:
@@ -36,6 +55,10 @@ def _remember(subject_id: uuid.UUID, value: tuple[int, bytes]) -> None:
     cache.move_to_end(subject_id)
     while len(cache) > settings.CDP_DATA_KEY_CACHE_SIZE:
         cache.popitem(last=False)
+
+
+def _as_uuid(subject_id: uuid.UUID | str) -> uuid.UUID:
+    return subject_id if isinstance(subject_id, uuid.UUID) else uuid.UUID(str(subject_id))
 
 
 def wrap_aad(subject_id: uuid.UUID, dek_version: int) -> bytes:
@@ -49,43 +72,66 @@ def data_key(subject_id: uuid.UUID | str, *, create: bool) -> tuple[int, bytes] 
     Returns None when the subject has no key and `create` is false. Raises KeyShreddedError
     when the key was destroyed: erased subjects never get a fresh key silently.
     """
-    subject_id = uuid.UUID(str(subject_id))
+    subject_id = _as_uuid(subject_id)
     cache = _cache()
-    if subject_id in cache:
+    hit = cache.get(subject_id)
+    if hit is not None:
         cache.move_to_end(subject_id)
-        return cache[subject_id]
+        return hit
     row = SubjectKey.objects.filter(subject_id=subject_id).first()
+    key: bytes | None = None
+    created = False
     if row is None:
         if not create:
             return None
-        row = _create(subject_id)
+        row, key = _create(subject_id)
+        created = key is not None
     if row.shredded_at is not None or not row.wrapped:
         raise KeyShreddedError("the subject's data key was destroyed")
-    key = get_kms().unwrap(bytes(row.wrapped), version=row.kek_version, aad=wrap_aad(subject_id, row.dek_version))
+    if key is None:
+        aad = wrap_aad(subject_id, row.dek_version)
+        key = get_kms().unwrap(bytes(row.wrapped), version=row.kek_version, aad=aad)
     value = (row.dek_version, key)
-    _remember(subject_id, value)
+    pending = _pending()
+    if created and transaction.get_connection().in_atomic_block:
+        pending.add(subject_id)
+        transaction.on_commit(lambda: _committed(subject_id, value))
+    elif subject_id not in pending:
+        _remember(subject_id, value)
     return value
 
 
-def _create(subject_id: uuid.UUID) -> SubjectKey:
+def _committed(subject_id: uuid.UUID, value: tuple[int, bytes]) -> None:
+    pending = _pending()
+    if subject_id in pending:  # not if the key was shredded (or the cache cleared) meanwhile
+        pending.discard(subject_id)
+        _remember(subject_id, value)
+
+
+def _create(subject_id: uuid.UUID) -> tuple[SubjectKey, bytes | None]:
+    """Mint and store a wrapped key; returns the row and the plaintext key (None if we lost a race)."""
     key = os.urandom(32)
     version, wrapped = get_kms().wrap(key, aad=wrap_aad(subject_id, 1))
     try:
         with transaction.atomic():
-            return SubjectKey.objects.create(subject_id=subject_id, dek_version=1, kek_version=version, wrapped=wrapped)
+            row = SubjectKey.objects.create(subject_id=subject_id, dek_version=1, kek_version=version, wrapped=wrapped)
+            return row, key
     except IntegrityError:
         # Another worker created it first; use theirs so both seal under the same key.
-        return SubjectKey.objects.get(subject_id=subject_id)
+        return SubjectKey.objects.get(subject_id=subject_id), None
 
 
 def shred_subject(*, subject_id: uuid.UUID | str) -> bool:
     """Destroy the subject's data key. Returns True when a live key was destroyed.
 
     Idempotent. A subject that never had a key gets a shredded marker row, so a later seal
-    cannot mint a fresh key for an erased person. How backups are covered: docs/security.md.
+    cannot mint a fresh key for an erased person. Other processes may still hold the key in
+    their per-request cache until that request or task ends. The audited entry point is
+    `privacy.crypto.services.subject_shred`; backups: docs/security.md.
     """
-    subject_id = uuid.UUID(str(subject_id))
+    subject_id = _as_uuid(subject_id)
     _cache().pop(subject_id, None)
+    _pending().discard(subject_id)  # a key minted earlier in this transaction must not be cached on commit
     updated = SubjectKey.objects.filter(subject_id=subject_id, shredded_at__isnull=True).update(
         wrapped=None, shredded_at=timezone.now()
     )

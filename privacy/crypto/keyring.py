@@ -1,25 +1,36 @@
 """Key-encryption keys behind a small KMS interface.
 
 `LocalKms` holds versioned KEKs from settings.KEYS (environment or the development key file)
-and wraps data keys with AES-256-GCM. A cloud KMS or HSM plugs in by implementing the same two
-methods (wrap, unwrap) and being returned by `get_kms()`; the rest of the code never sees a KEK.
+and wraps data keys with AES-256-GCM. A cloud KMS or HSM plugs in by implementing the `Kms`
+protocol (active_version, versions, wrap, unwrap) and naming a factory in the setting
+`CDP_KMS_FACTORY` (dotted path to a callable taking the KeyMaterial and returning a Kms); the
+rest of the code never sees a KEK. docs/security.md describes an AWS KMS / HSM adapter.
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from functools import lru_cache
-from typing import Protocol
+import threading
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from privacy.crypto.errors import DecryptionError, UnknownKeyVersion
 
 
 class Kms(Protocol):
+    """What the rest of privacy.crypto needs from a key-encryption service.
+
+    `wrap` encrypts a data key under the active KEK (or `version`) and returns (version, blob);
+    `unwrap` must raise DecryptionError for a blob that does not open and UnknownKeyVersion for
+    a version it does not hold (a retired KEK). `aad` must be bound to the blob (for a cloud
+    KMS: its encryption context).
+    """
+
     @property
     def active_version(self) -> int: ...
 
@@ -69,12 +80,30 @@ class LocalKms:
             raise UnknownKeyVersion(f"KEK version {version} is not in the key ring (retired?)") from None
 
 
-@lru_cache(maxsize=1)
-def get_kms() -> Kms:
-    keys = settings.KEYS
+_kms_lock = threading.Lock()
+_kms_state: dict[str, Any] = {"keys": None, "kms": None}
+
+
+def build_kms(keys: Any) -> Kms:
+    """Build the KMS for a KeyMaterial: the CDP_KMS_FACTORY setting, or LocalKms."""
+    factory_path = getattr(settings, "CDP_KMS_FACTORY", "")
+    if factory_path:
+        return import_string(factory_path)(keys)
     return LocalKms(keys.keks, keys.kek_active)
 
 
+def get_kms() -> Kms:
+    """The process's KMS, rebuilt whenever settings.KEYS is replaced (tests, rotate_kek)."""
+    keys = settings.KEYS
+    kms = _kms_state["kms"]
+    if kms is None or _kms_state["keys"] is not keys:
+        with _kms_lock:
+            kms = build_kms(keys)
+            _kms_state.update(keys=keys, kms=kms)
+    return kms
+
+
 def reset_kms() -> None:
-    """Forget the cached KMS (after the key ring changed, e.g. in tests or rotate_kek)."""
-    get_kms.cache_clear()
+    """Forget the cached KMS (after the key ring or CDP_KMS_FACTORY changed)."""
+    with _kms_lock:
+        _kms_state.update(keys=None, kms=None)

@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from api.views import system
+from api.views import audit, system
 
 app_name = "api"
 
@@ -12,6 +12,13 @@ urlpatterns = [
     path("me", system.MeView.as_view(), name="me"),
     path("keys", system.ApiKeyListView.as_view(), name="keys"),
     path("keys/<str:prefix>", system.ApiKeyRevokeView.as_view(), name="key-revoke"),
+    path("audit", audit.AuditSearchView.as_view(), name="audit-search"),
+    path("audit/verify", audit.AuditVerifyView.as_view(), name="audit-verify"),
+    path("audit/export", audit.AuditExportView.as_view(), name="audit-export"),
+    path("audit/export/manifest", audit.AuditExportManifestView.as_view(), name="audit-export-manifest"),
+    path("audit/checkpoints", audit.AuditCheckpointListView.as_view(), name="audit-checkpoints"),
+    path("audit/public-key", audit.AuditPublicKeyView.as_view(), name="audit-public-key"),
+    path("records-of-processing", audit.RecordsOfProcessingView.as_view(), name="records-of-processing"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

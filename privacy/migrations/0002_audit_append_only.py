@@ -35,13 +35,13 @@ REMOVE = [
 def install(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         for sql in INSTALL:
-            schema_editor.execute(sql)
+            schema_editor.execute(sql, params=None)
 
 
 def remove(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         for sql in REMOVE:
-            schema_editor.execute(sql)
+            schema_editor.execute(sql, params=None)
 
 
 class Migration(migrations.Migration):

@@ -47,3 +47,78 @@ def test_bad_entries_are_refused(kwargs, error):
     with pytest.raises(error):
         audit_record(actor=Actor.system("tests"), **kwargs)
     assert AuditEntry.objects.count() == 0
+
+
+class _Opaque:
+    pass
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "details",
+    [
+        {"when": __import__("datetime").datetime(2026, 1, 1)},
+        {"amount": __import__("decimal").Decimal("1.5")},
+        {"ids": {1, 2}},
+        {"obj": _Opaque()},
+        {"nested": {"deeper": [b"x"]}},
+        {1: "non-string key"},
+    ],
+    ids=["datetime", "decimal", "set", "object", "nested-bytes", "int-key"],
+)
+def test_writer_refuses_non_scalar_details(details):
+    with pytest.raises(AuditDetailsError):
+        audit_record(actor=Actor.system("tests"), action=AuditAction.SYSTEM, details=details)
+    assert AuditEntry.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "details",
+    [{"x": float("nan")}, {"x": float("inf")}, {"x": 1e16}, {"x": -1e20}],
+    ids=["nan", "inf", "1e16", "-1e20"],
+)
+def test_writer_refuses_floats_that_jsonb_would_change(details):
+    """jsonb prints 1e16 as 10000000000000000 (an int when read back) and rejects NaN: either
+    would make a stored entry stop matching its hash, so the writer refuses them up front."""
+    with pytest.raises(AuditDetailsError):
+        audit_record(actor=Actor.system("tests"), action=AuditAction.SYSTEM, details=details)
+
+
+@pytest.mark.django_db
+def test_floats_and_unicode_survive_the_database_round_trip():
+    details = {"epsilon": 0.1, "tiny": 1e-7, "big": 123456789012.5, "whole": 5.0, "code": "状态_ok", "n": 2**40}
+    entry = audit_record(actor=Actor.system("tests"), action=AuditAction.SYSTEM, details=details)
+    stored = AuditEntry.objects.get(pk=entry.pk)
+    assert stored.hash == entry_hash(stored.prev_hash, exported_fields(stored))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"object_id": "x" * 65},
+        {"object_type": "t" * 33},
+        {"legal_basis": "b" * 33},
+        {"purpose": "p" * 65},
+        {"object_id": "alice@example.com"},
+        {"details": {"note": "write to bob.smith@example.cn"}},
+        {"details": {"alice@example.com": 1}},
+        {"object_id": "nul\x00byte"},
+    ],
+    ids=[
+        "object_id-long",
+        "object_type-long",
+        "legal_basis-long",
+        "purpose-long",
+        "email-field",
+        "email-detail",
+        "email-key",
+        "nul",
+    ],
+)
+def test_writer_refuses_overlong_or_personal_looking_fields(kwargs):
+    """Same refusal on SQLite (which ignores column widths) as on PostgreSQL."""
+    with pytest.raises(ValueError):
+        audit_record(actor=Actor.system("tests"), action=AuditAction.SYSTEM, **kwargs)
+    assert AuditEntry.objects.count() == 0

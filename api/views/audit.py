@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from api.pagination import SeqCursorPagination
 from api.permissions import role_required
-from api.views.base import request_actor
+from api.views.base import PURPOSE_HEADER, request_actor
 from cdp.actor import Role
 from privacy.audit.actions import AuditAction, Outcome
 from privacy.audit.chain import key_id
@@ -94,7 +94,8 @@ class AuditSearchView(ListAPIView):
         params.is_valid(raise_exception=True)
         data = params.validated_data
         queryset = audit_entries_search(
-            actor=request_actor(request),
+            # ?purpose= is a search filter here, so the caller's own purpose comes from the header only.
+            actor=request_actor(request, purpose=request.headers.get(PURPOSE_HEADER, "")),
             since=data.get("since"),
             until=data.get("until"),
             actor_id=data.get("actor", ""),

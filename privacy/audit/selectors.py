@@ -50,14 +50,15 @@ def audit_entries_search(
         filters["purpose"] = purpose
     if outcome:
         filters["outcome"] = outcome
-    audit_record(
+    recorded = audit_record(
         actor=actor,
         action=AuditAction.AUDIT_SEARCH,
         subject_id=subject_id,
         object_type="audit_chain",
         details={"filters": sorted(k.split("__")[0] for k in filters)},
     )
-    return AuditEntry.objects.filter(**filters).order_by("seq")
+    # What existed when the search was made: not the search's own entry, nor later ones.
+    return AuditEntry.objects.filter(seq__lt=recorded.seq, **filters).order_by("seq")
 
 
 def audit_activity(*, days: int = 14, today: date | None = None) -> dict[str, Any]:

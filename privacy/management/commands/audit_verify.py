@@ -31,4 +31,3 @@ class Command(BaseCommand):
             )
         if not result.valid:
             raise CommandError(f"audit chain broken: {result.fault} at seq {result.first_bad_seq}: {result.message}")
-

@@ -144,7 +144,9 @@ def audit_record(
         }
     )
     subject = uuid.UUID(str(subject_id)) if subject_id else None
-    with transaction.atomic():
+    # No savepoint: inside a caller's transaction a failed audit write must fail the whole change
+    # anyway, and SAVEPOINT/RELEASE would cost two round trips on every audited operation.
+    with transaction.atomic(savepoint=False):
         lock_chain()
         last = AuditEntry.objects.order_by("-seq").values_list("seq", "hash").first()
         seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)

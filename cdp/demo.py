@@ -118,3 +118,15 @@ DEMO_STEPS: list[tuple[str, DemoStep]] = [
     ("trait registry", seed_traits),
     ("api keys", seed_demo_keys),
 ]
+
+
+def seed_audit_checkpoint(**_: object) -> str:
+    """Sign the audit chain's head so the compliance page and exports start from a checkpoint."""
+    from cdp.actor import Actor
+    from privacy.audit.checkpoints import checkpoint_create
+
+    checkpoint = checkpoint_create(actor=Actor.system("seed_demo"))
+    return f"audit checkpoint signed at seq {checkpoint.seq}" if checkpoint else "audit head already signed"
+
+
+DEMO_STEPS.append(("audit checkpoint", seed_audit_checkpoint))

@@ -19,9 +19,11 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection, transaction
 from django.utils import timezone
 
 from cdp.actor import Actor, Role
@@ -36,6 +38,13 @@ EXPORT_COLUMNS = (*CHAINED_FIELDS, "prev_hash", "hash")
 EXPORT_ROLES = (Role.COMPLIANCE, Role.ADMIN, Role.SYSTEM)
 CHUNK_SIZE = 5000
 HASH_RULE = 'sha256(utf8(prev_hash + "\\n" + json(fields, sort_keys, separators=(",", ":"), ensure_ascii=False)))'
+
+
+def read_snapshot():
+    """A transaction around a long streaming read on PostgreSQL: the server-side cursor then reads
+    one consistent snapshot and is not materialised whole on the server (as a WITH HOLD cursor in
+    autocommit mode would be). Not on SQLite, where any transaction takes the write lock."""
+    return transaction.atomic() if connection.vendor == "postgresql" else nullcontext()
 
 
 class AuditExportError(ValueError):
@@ -119,30 +128,31 @@ def export_chunks(
     if writer is not None:
         writer.writerow(EXPORT_COLUMNS)
     pending = 0
-    for row in rows:
-        fields = row_fields(row)
-        if writer is not None:
-            fields["details"] = _dumps(fields["details"])
-            writer.writerow([*(fields[name] for name in CHAINED_FIELDS), row["prev_hash"], row["hash"]])
-        else:
-            buffer.write(_dumps({**fields, "prev_hash": row["prev_hash"], "hash": row["hash"]}))
-            buffer.write("\n")
-        if not stats.count:
-            stats.first = {"seq": row["seq"], "prev_hash": row["prev_hash"], "hash": row["hash"]}
-        stats.count += 1
-        stats.last = {"seq": row["seq"], "hash": row["hash"]}
-        pending += 1
-        if pending >= chunk_size:
-            chunk = buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
-            pending = 0
+    with read_snapshot():
+        for row in rows:
+            fields = row_fields(row)
+            if writer is not None:
+                fields["details"] = _dumps(fields["details"])
+                writer.writerow([*(fields[name] for name in CHAINED_FIELDS), row["prev_hash"], row["hash"]])
+            else:
+                buffer.write(_dumps({**fields, "prev_hash": row["prev_hash"], "hash": row["hash"]}))
+                buffer.write("\n")
+            if not stats.count:
+                stats.first = {"seq": row["seq"], "prev_hash": row["prev_hash"], "hash": row["hash"]}
+            stats.count += 1
+            stats.last = {"seq": row["seq"], "hash": row["hash"]}
+            pending += 1
+            if pending >= chunk_size:
+                chunk = buffer.getvalue().encode("utf-8")
+                buffer.seek(0)
+                buffer.truncate()
+                pending = 0
+                stats.sha256.update(chunk)
+                yield chunk
+        chunk = buffer.getvalue().encode("utf-8")
+        if chunk:
             stats.sha256.update(chunk)
             yield chunk
-    chunk = buffer.getvalue().encode("utf-8")
-    if chunk:
-        stats.sha256.update(chunk)
-        yield chunk
 
 
 def export_manifest(plan: ExportPlan, stats: ExportStats) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from cdp.actor import Actor, Role
 from privacy.audit.actions import AuditAction, Outcome
 from privacy.audit.chain import GENESIS_HASH, ROW_COLUMNS, entry_hash, row_fields
 from privacy.audit.checkpoints import checkpoint_signature_valid, trusted_key_ids
+from privacy.audit.export import read_snapshot
 from privacy.audit.models import AuditCheckpoint, AuditEntry
 from privacy.audit.writer import audit_record
 
@@ -164,7 +165,8 @@ def audit_chain_check(*, chunk_size: int = CHUNK_SIZE) -> VerificationResult:
         .iterator(chunk_size=chunk_size)
     )
     checkpoints = AuditCheckpoint.objects.filter(seq__lte=cp_bound).order_by("seq").iterator(chunk_size=chunk_size)
-    return verify_rows(rows, checkpoints)
+    with read_snapshot():
+        return verify_rows(rows, checkpoints)
 
 
 def audit_verify(*, actor: Actor, chunk_size: int = CHUNK_SIZE) -> VerificationResult:

@@ -51,3 +51,21 @@ def test_beat_schedules_the_tasks_and_they_run():
     assert audit_checkpoint.run() == 1
     assert audit_checkpoint.run() is None
     assert audit_verify_chain.run()["valid"] is True
+
+
+def test_activity_chart_stacks_actions_and_groups_the_rest():
+    from datetime import date, timedelta
+
+    from privacy.audit.pages import PALETTE, activity_chart
+
+    today = date(2026, 11, 23)
+    dates = [today - timedelta(days=i) for i in range(3)][::-1]
+    counts = {f"action.{i}": {today: i + 1} for i in range(len(PALETTE) + 3)}
+    chart = activity_chart({"dates": dates, "counts": counts})
+    legend = [item["action"] for item in chart["legend"]]
+    assert len(legend) == len(PALETTE) + 1 and legend[-1] == "other"
+    assert legend[0] == f"action.{len(PALETTE) + 2}"  # the busiest action first
+    total = sum(i + 1 for i in range(len(PALETTE) + 3))
+    assert chart["peak"] == total
+    heights = sum(bar["h"] for bar in chart["bars"])
+    assert abs(heights - (chart["axis_y"] - 10)) < 1  # one full-height stacked bar on the busiest day

@@ -91,6 +91,17 @@ def _check_details(details: dict[str, Any]) -> None:
         raise AuditDetailsError("details are too large for an audit entry")
 
 
+def _normalised(value: Any) -> Any:
+    """-0.0 becomes 0.0: jsonb has no negative zero, and the stored entry must hash as written."""
+    if isinstance(value, dict):
+        return {key: _normalised(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_normalised(inner) for inner in value]
+    if isinstance(value, float) and value == 0.0:
+        return 0.0
+    return value
+
+
 def _check_fields(fields: dict[str, str]) -> None:
     for name, value in fields.items():
         limit = _MAX_LENGTHS.get(name)
@@ -165,7 +176,7 @@ def audit_record(
             object_id=str(object_id),
             request_id=actor.request_id,
             client_hash=actor.client_hash,
-            details=json.loads(json.dumps(details)),
+            details=_normalised(json.loads(json.dumps(details))),
             prev_hash=prev_hash,
         )
         entry.hash = entry_hash(prev_hash, exported_fields(entry))

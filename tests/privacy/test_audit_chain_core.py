@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 from django.db import transaction
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from cdp.actor import Actor
 from privacy.audit import AuditAction, audit_record
 from privacy.audit.chain import GENESIS_HASH, entry_hash, exported_fields
 from privacy.audit.models import AuditEntry
-from privacy.audit.writer import AuditDetailsError
+from privacy.audit.writer import AuditDetailsError, AuditFieldError
 
 
 @pytest.mark.django_db
@@ -122,3 +124,35 @@ def test_writer_refuses_overlong_or_personal_looking_fields(kwargs):
     with pytest.raises(ValueError):
         audit_record(actor=Actor.system("tests"), action=AuditAction.SYSTEM, **kwargs)
     assert AuditEntry.objects.count() == 0
+
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20)
+)
+_details = st.dictionaries(
+    st.text(max_size=10),
+    st.recursive(
+        _scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=8,
+    ),
+    max_size=5,
+)
+
+
+@pytest.mark.django_db
+@settings(max_examples=150, deadline=None)
+@given(details=_details)
+@example(details={"negative_zero": -0.0, "nested": [{"z": -0.0}], "tiny": 5e-324, "big": 999999999999999.9})
+def test_any_accepted_details_still_hash_the_same_after_the_database(details):
+    """Whatever the writer accepts reads back (through jsonb on PostgreSQL) to the same hash."""
+    try:
+        entry = audit_record(actor=Actor.system("tests"), action=AuditAction.SYSTEM, details=details)
+    except (AuditDetailsError, AuditFieldError):
+        return
+    stored = AuditEntry.objects.get(pk=entry.pk)
+    assert stored.hash == entry_hash(stored.prev_hash, exported_fields(stored)), stored.details

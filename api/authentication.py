@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from django.http import HttpRequest
 from rest_framework import authentication, exceptions
 
 from api.keys import api_key_check, split_key
 from api.models import ApiKey
+from api.permissions import route_of
 from cdp.actor import Actor, ActorKind
 from privacy.audit import AuditAction, Outcome, audit_record
 from privacy.crypto import keyed_hash
+
+_PREFIX = re.compile(r"[0-9a-f]{12}")
 
 
 def client_hash(request: HttpRequest) -> str:
@@ -44,7 +49,13 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         api_key = api_key_check(raw)
         if api_key is None:
             parts = split_key(raw)
-            self._deny(request, "invalid_or_revoked", prefix=parts[0][:16] if parts else "")
+            # Only the prefix of a key that exists is recorded (wrong secret, revoked): anything else
+            # is whatever the client sent, which may be personal data (a 12-digit phone number is a
+            # well-formed prefix) and must not reach the audit trail.
+            prefix = parts[0] if parts and _PREFIX.fullmatch(parts[0]) else ""
+            if prefix and not ApiKey.objects.filter(prefix=prefix).exists():
+                prefix = ""
+            self._deny(request, "invalid_or_revoked", prefix=prefix)
             raise exceptions.AuthenticationFailed("the API key is invalid or revoked")
         request.actor = actor_for_key(request, api_key)
         return api_key, api_key
@@ -65,5 +76,5 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             actor=actor,
             action=AuditAction.AUTH_DENIED,
             outcome=Outcome.DENIED,
-            details={"reason": reason, "path": request.path[:200]},
+            details={"reason": reason, "route": route_of(request)},
         )

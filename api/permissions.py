@@ -8,6 +8,13 @@ from cdp.actor import Role
 from privacy.audit import AuditAction, Outcome, audit_record
 
 
+def route_of(request) -> str:
+    """The URL pattern that matched (e.g. "api/v1/keys/<str:prefix>"), never the raw path: a path
+    can carry whatever the client typed, including personal data, and it goes into audit entries."""
+    match = getattr(request, "resolver_match", None)
+    return (match.route if match is not None else "")[:200] or "unresolved"
+
+
 def role_required(*roles: Role | str) -> type[BasePermission]:
     """A DRF permission class that admits only the given API roles."""
     allowed = frozenset(str(r) for r in roles)
@@ -25,7 +32,7 @@ def role_required(*roles: Role | str) -> type[BasePermission]:
                 actor=actor,
                 action=AuditAction.PERMISSION_DENIED,
                 outcome=Outcome.DENIED,
-                details={"path": request.path[:200], "method": request.method, "allowed": sorted(allowed)},
+                details={"route": route_of(request), "method": request.method, "allowed": sorted(allowed)},
             )
             return False
 

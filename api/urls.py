@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from api.views import consent, system
+from api.views import audit, consent, system
 
 app_name = "api"
 
@@ -20,6 +20,13 @@ urlpatterns = [
         name="subject-consent-evidence",
     ),
     path("portal-links", consent.PortalLinkView.as_view(), name="portal-links"),
+    path("audit", audit.AuditSearchView.as_view(), name="audit-search"),
+    path("audit/verify", audit.AuditVerifyView.as_view(), name="audit-verify"),
+    path("audit/export", audit.AuditExportView.as_view(), name="audit-export"),
+    path("audit/export/manifest", audit.AuditExportManifestView.as_view(), name="audit-export-manifest"),
+    path("audit/checkpoints", audit.AuditCheckpointListView.as_view(), name="audit-checkpoints"),
+    path("audit/public-key", audit.AuditPublicKeyView.as_view(), name="audit-public-key"),
+    path("records-of-processing", audit.RecordsOfProcessingView.as_view(), name="records-of-processing"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

@@ -122,3 +122,14 @@ DEMO_STEPS: list[tuple[str, DemoStep]] = [
 from consent.demo import seed_consent_purposes, seed_demo_consents  # noqa: E402 - appended by the consent area
 
 DEMO_STEPS += [("consent purposes", seed_consent_purposes), ("demo consents", seed_demo_consents)]
+
+def seed_audit_checkpoint(**_: object) -> str:
+    """Sign the audit chain's head so the compliance page and exports start from a checkpoint."""
+    from cdp.actor import Actor
+    from privacy.audit.checkpoints import checkpoint_create
+
+    checkpoint = checkpoint_create(actor=Actor.system("seed_demo"))
+    return f"audit checkpoint signed at seq {checkpoint.seq}" if checkpoint else "audit head already signed"
+
+
+DEMO_STEPS.append(("audit checkpoint", seed_audit_checkpoint))

@@ -187,6 +187,16 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 
+# Audit trail (privacy.audit): how often beat signs the chain's head, and public keys (hex) of
+# retired checkpoint-signing keys whose checkpoints verification still trusts.
+CDP_AUDIT_CHECKPOINT_SECONDS = env.int("CDP_AUDIT_CHECKPOINT_SECONDS", default=600)
+CDP_AUDIT_TRUSTED_PUBLIC_KEYS = env.list("CDP_AUDIT_TRUSTED_PUBLIC_KEYS", default=[])
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {
+    "task": "privacy.audit_checkpoint",
+    "schedule": float(CDP_AUDIT_CHECKPOINT_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["audit-verify"] = {"task": "privacy.audit_verify", "schedule": 24 * 3600.0}
+
 # Identity and ingestion tuning (documented in docs/architecture.md).
 CDP_DEFAULT_PHONE_REGION = env.str("CDP_DEFAULT_PHONE_REGION", default="CN")
 CDP_INGEST_MAX_MESSAGES = env.int("CDP_INGEST_MAX_MESSAGES", default=1000)

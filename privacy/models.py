@@ -1,7 +1,7 @@
 """Models of the privacy app, defined next to the code that owns them."""
 
-from privacy.audit.models import AuditEntry
+from privacy.audit.models import AuditCheckpoint, AuditEntry
 from privacy.crypto.models import SubjectKey
 from privacy.dsar.models import DataSubjectRequest  # noqa: F401
 
-__all__ = ["AuditEntry", "SubjectKey"]
+__all__ = ["AuditCheckpoint", "AuditEntry", "SubjectKey"]

@@ -44,6 +44,30 @@ def entry_hash(prev_hash: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + "\n" + canonical(fields)).encode("utf-8")).hexdigest()
 
 
+def checkpoint_message(seq: int, hash_hex: str, signed_at: str) -> bytes:
+    """The bytes an audit checkpoint signs (Ed25519). `signed_at` in format_time form."""
+    return f"cdp-audit-checkpoint:v1:{seq}:{hash_hex}:{signed_at}".encode()
+
+
+def key_id(public_key_hex: str) -> str:
+    """Short, stable name of a public key: first 16 hex of SHA-256 over its raw bytes."""
+    return hashlib.sha256(bytes.fromhex(public_key_hex)).hexdigest()[:16]
+
+
+# Columns to read for hashing, exporting and verifying (values() rows, no model instances).
+ROW_COLUMNS = (*[f for f in CHAINED_FIELDS], "prev_hash", "hash")
+
+
+def row_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """The chained fields of a `values(*ROW_COLUMNS)` row in exported form (fast path)."""
+    fields = dict(row)
+    fields["occurred_at"] = format_time(row["occurred_at"])
+    fields["subject_id"] = str(row["subject_id"]) if row["subject_id"] else ""
+    fields.pop("prev_hash", None)
+    fields.pop("hash", None)
+    return fields
+
+
 def exported_fields(entry: Any) -> dict[str, Any]:
     """The chained fields of a model instance in exported (JSON) form."""
     return {

@@ -39,3 +39,25 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.outcome}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement "the chain's entry `seq` has hash `hash`" (privacy.audit.checkpoints).
+
+    Anchors the chain: rewriting anything up to `seq` (even with every hash recomputed) or cutting
+    entries off the tail no longer matches a signature made with a key the database does not hold.
+    """
+
+    seq = models.BigIntegerField(unique=True)
+    hash = models.CharField(max_length=64)
+    signed_at = models.DateTimeField()
+    signature = models.CharField(max_length=128, help_text="Ed25519 signature, hex.")
+    key_id = models.CharField(max_length=16, help_text="First 16 hex of SHA-256 over the raw public key.")
+    public_key = models.CharField(max_length=64, help_text="Raw Ed25519 public key, hex.")
+
+    class Meta:
+        app_label = "privacy"
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.seq}"

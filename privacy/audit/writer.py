@@ -10,6 +10,8 @@ entry as their last step. ADR: docs/adr/0002-audit-chain.md.
 from __future__ import annotations
 
 import json
+import math
+import re
 import uuid
 from typing import Any
 
@@ -25,28 +27,87 @@ from privacy.audit.models import AuditEntry
 CHAIN_LOCK_KEY = 0x6364705F61756469  # "cdp_audi"
 _MAX_DETAILS_BYTES = 4096
 _SCALARS = (str, int, float, bool, type(None))
+# Floats must survive a round trip through PostgreSQL jsonb unchanged, or the stored entry would
+# no longer hash to its recorded hash: jsonb prints numbers without exponents, so 1e+16 comes back
+# as the integer 10000000000000000. Below 1e15 Python and jsonb agree.
+_MAX_FLOAT = 1e15
+# Defence in depth: a string shaped like an e-mail address is personal data, never an id or code.
+_EMAIL = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")
+# Column widths of AuditEntry: checked here so SQLite (which ignores them) refuses what PostgreSQL would.
+_MAX_LENGTHS = {
+    "actor_kind": 16,
+    "actor_id": 128,
+    "role": 16,
+    "purpose": 64,
+    "legal_basis": 32,
+    "object_type": 32,
+    "object_id": 64,
+    "request_id": 64,
+    "client_hash": 64,
+}
 
 
 class AuditDetailsError(ValueError):
     """Details must be small JSON of counts, codes and ids: never personal data."""
 
 
+class AuditFieldError(ValueError):
+    """A field of the entry is too long, contains NUL, or looks like personal data."""
+
+
+def _check_text(name: str, value: str) -> None:
+    if "\x00" in value:
+        raise AuditFieldError(f"audit field {name} contains a NUL character")
+    if _EMAIL.search(value):
+        raise AuditFieldError(f"audit field {name} looks like an e-mail address; audit entries hold no personal data")
+
+
 def _check_details(details: dict[str, Any]) -> None:
-    def walk(value: Any) -> None:
+    def walk(value: Any, path: str) -> None:
         if isinstance(value, dict):
             for key, inner in value.items():
                 if not isinstance(key, str):
                     raise AuditDetailsError("details keys must be strings")
-                walk(inner)
+                try:
+                    _check_text("details key", key)
+                except AuditFieldError as exc:
+                    raise AuditDetailsError(str(exc)) from None
+                walk(inner, f"{path}.{key}")
         elif isinstance(value, list | tuple):
             for inner in value:
-                walk(inner)
+                walk(inner, path)
         elif not isinstance(value, _SCALARS):
             raise AuditDetailsError(f"details values must be JSON scalars, got {type(value).__name__}")
+        elif isinstance(value, float) and not (math.isfinite(value) and abs(value) < _MAX_FLOAT):
+            raise AuditDetailsError(f"details float at {path} must be finite and below 1e15 in magnitude")
+        elif isinstance(value, str):
+            try:
+                _check_text(f"details{path}", value)
+            except AuditFieldError as exc:
+                raise AuditDetailsError(str(exc)) from None
 
-    walk(details)
+    walk(details, "")
     if len(json.dumps(details, default=str)) > _MAX_DETAILS_BYTES:
         raise AuditDetailsError("details are too large for an audit entry")
+
+
+def _normalised(value: Any) -> Any:
+    """-0.0 becomes 0.0: jsonb has no negative zero, and the stored entry must hash as written."""
+    if isinstance(value, dict):
+        return {key: _normalised(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_normalised(inner) for inner in value]
+    if isinstance(value, float) and value == 0.0:
+        return 0.0
+    return value
+
+
+def _check_fields(fields: dict[str, str]) -> None:
+    for name, value in fields.items():
+        limit = _MAX_LENGTHS.get(name)
+        if limit is not None and len(value) > limit:
+            raise AuditFieldError(f"audit field {name} is longer than {limit} characters")
+        _check_text(name, value)
 
 
 def lock_chain() -> None:
@@ -70,7 +131,8 @@ def audit_record(
     """Append one entry to the chain inside the current transaction (or its own).
 
     `purpose` defaults to the actor's purpose. Raises ValueError for an action outside the
-    vocabulary or details that are not small JSON scalars.
+    vocabulary, details that are not small JSON scalars (or are not stable through jsonb), a
+    field longer than its column, and text shaped like an e-mail address (AuditFieldError).
     """
     if action not in AuditAction.values:
         raise ValueError(f"unknown audit action {action!r}")
@@ -78,7 +140,24 @@ def audit_record(
         raise ValueError(f"unknown audit outcome {outcome!r}")
     details = dict(details or {})
     _check_details(details)
-    with transaction.atomic():
+    purpose = actor.purpose if purpose is None else purpose
+    _check_fields(
+        {
+            "actor_kind": str(actor.kind),
+            "actor_id": actor.actor_id,
+            "role": str(actor.role),
+            "purpose": purpose,
+            "legal_basis": legal_basis,
+            "object_type": object_type,
+            "object_id": str(object_id),
+            "request_id": actor.request_id,
+            "client_hash": actor.client_hash,
+        }
+    )
+    subject = uuid.UUID(str(subject_id)) if subject_id else None
+    # No savepoint: inside a caller's transaction a failed audit write must fail the whole change
+    # anyway, and SAVEPOINT/RELEASE would cost two round trips on every audited operation.
+    with transaction.atomic(savepoint=False):
         lock_chain()
         last = AuditEntry.objects.order_by("-seq").values_list("seq", "hash").first()
         seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
@@ -90,14 +169,14 @@ def audit_record(
             role=str(actor.role),
             action=str(action),
             outcome=str(outcome),
-            subject_id=uuid.UUID(str(subject_id)) if subject_id else None,
-            purpose=actor.purpose if purpose is None else purpose,
+            subject_id=subject,
+            purpose=purpose,
             legal_basis=legal_basis,
             object_type=object_type,
             object_id=str(object_id),
             request_id=actor.request_id,
             client_hash=actor.client_hash,
-            details=json.loads(json.dumps(details)),
+            details=_normalised(json.loads(json.dumps(details))),
             prev_hash=prev_hash,
         )
         entry.hash = entry_hash(prev_hash, exported_fields(entry))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from privacy.audit.actions import AuditAction, Outcome
+from privacy.audit.actions import Outcome
 
 
 class AuditEntry(models.Model):
@@ -19,7 +19,9 @@ class AuditEntry(models.Model):
     actor_kind = models.CharField(max_length=16)
     actor_id = models.CharField(max_length=128, db_index=True)
     role = models.CharField(max_length=16, blank=True, default="")
-    action = models.CharField(max_length=32, choices=AuditAction.choices, db_index=True)
+    # Validated against AuditAction by the writer; no `choices=` here, so that adding an action
+    # to the vocabulary never needs a schema migration.
+    action = models.CharField(max_length=32, db_index=True)
     outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.OK)
     subject_id = models.UUIDField(null=True, blank=True, db_index=True)
     purpose = models.CharField(max_length=64, blank=True, default="")

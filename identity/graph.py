@@ -1,0 +1,523 @@
+"""Resolving a batch of messages onto the identity graph: find, create, merge, record evidence.
+
+Why a batch object: ingestion must reach ~1,000 messages per second, so a batch takes its locks
+once, loads every identifier, profile and duplicate it needs in a handful of queries, resolves
+message after message in memory, and writes everything with bulk statements at the end. It runs
+inside the caller's transaction; nothing is visible until the caller commits.
+
+Rules (docs/identity.md, ADR 0003):
+- a message's identifiers are looked up by blind index; the best one (registry priority, not
+  over its limit) chooses the profile; no match creates a profile;
+- other matched profiles merge into the OLDEST of them, unless a rule refuses: a steward undid
+  that merge before, the two hold different values of an exclusive type (external_id), or the
+  link is a weak id (device, cookie) between two identified people (a shared household device);
+- a new identifier over its per-profile limit is stored with over_limit=True and never merges;
+- a weak id seen with more than `max_profiles` identified people in its window goes over limit;
+- every merge leaves MergeEvidence, every refusal a MergeRefusal.
+
+Concurrency (PostgreSQL): transaction-scoped advisory locks on every blind index and message key
+of the batch, taken in sorted order, serialise batches that share a person; profile rows are
+then locked FOR UPDATE and merged_into is followed after the lock, so a profile merged by a
+concurrent batch is never written to.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from cdp.models import Event, JourneyStage, Profile, ProfileStatus, Source
+from identity.models import Identifier, MergeEvidence, MergeRefusal, Suppression, TraitObservation
+from identity.registry import IdentifierType, identifier_types
+from privacy.crypto import open_sealed, seal
+
+STAGE_ORDER = [s.value for s in JourneyStage]
+# The shared event vocabulary (the DP and journey helpers use the same names).
+EVENT_STAGE = {
+    "page_view": JourneyStage.AWARENESS,
+    "ad_click": JourneyStage.AWARENESS,
+    "product_view": JourneyStage.CONSIDERATION,
+    "add_to_cart": JourneyStage.CONSIDERATION,
+    "purchase": JourneyStage.PURCHASE,
+    "product_use": JourneyStage.USE,
+    "app_open": JourneyStage.USE,
+    "loyalty_join": JourneyStage.LOYALTY,
+    "repeat_purchase": JourneyStage.LOYALTY,
+    "referral": JourneyStage.LOYALTY,
+}
+BI_REF_LEN = 16  # evidence names identifiers by a blind-index prefix, never by value
+
+
+def ts_key(value: datetime) -> str:
+    """A sortable UTC timestamp string (fixed width, so string order is time order)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def furthest_stage(*stages: str) -> str:
+    known = [s for s in stages if s in STAGE_ORDER]
+    return max(known, key=STAGE_ORDER.index) if known else ""
+
+
+def advisory_key(text: str) -> int:
+    """A signed 63-bit lock key from a string (blind indexes are already uniform hex)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def lock_keys(keys: set[str]) -> None:
+    """Transaction-scoped advisory locks, sorted so that two batches never deadlock on them."""
+    if connection.vendor != "postgresql" or not keys:
+        return
+    ordered = sorted({advisory_key(k) for k in keys})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [ordered])
+
+
+@dataclass
+class PreparedId:
+    spec: IdentifierType
+    value: str
+    blind_index: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.spec.name, self.blind_index)
+
+
+@dataclass
+class Trait:
+    key: str
+    value: Any
+    personal: bool
+    quarantined: bool = False
+
+
+@dataclass
+class PreparedMessage:
+    """A message that passed validation: only identity resolution and writing remain."""
+
+    index: int
+    message_id: str
+    type: str
+    occurred_at: datetime
+    channel: str
+    ids: list[PreparedId]
+    name: str = ""
+    traits: list[Trait] = field(default_factory=list)
+    properties: dict[str, Any] = field(default_factory=dict)
+    sealed_properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MergeRecord:
+    evidence: MergeEvidence
+    subject: uuid.UUID
+
+
+class BatchResolver:
+    """Resolve prepared messages of one source onto the graph; call `flush()` to write."""
+
+    def __init__(self, *, source: Source, actor_id: str) -> None:
+        self.source = source
+        self.actor_id = actor_id
+        self.now = timezone.now()
+        self.types = identifier_types()
+        self.ids: dict[tuple[str, str], Identifier] = {}
+        self.profiles: dict[uuid.UUID, Profile] = {}
+        self.profile_ids: dict[uuid.UUID, dict[str, set[str]]] = {}
+        self.vaults: dict[uuid.UUID, dict[str, Any]] = {}
+        self.blocked: set[frozenset[uuid.UUID]] = set()
+        self.new_profiles: list[Profile] = []
+        self.dirty_profiles: set[uuid.UUID] = set()
+        self.new_ids: list[Identifier] = []
+        self.dirty_ids: dict[int, Identifier] = {}
+        self.events: list[tuple[Event, dict[str, Any]]] = []
+        self.observations: list[TraitObservation] = []
+        self.merges: list[MergeRecord] = []
+        self.refusals: list[MergeRefusal] = []
+        self.duplicates: set[str] = set()
+        self.suppressed: set[tuple[str, str]] = set()
+
+    # ---- loading -------------------------------------------------------------------------
+    def load(self, messages: list[PreparedMessage]) -> None:
+        """Lock and load everything the batch touches, in a fixed number of queries."""
+        bis = {i.blind_index for m in messages for i in m.ids}
+        mids = {m.message_id for m in messages}
+        lock_keys({f"bi|{b}" for b in bis} | {f"msg|{self.source.pk}|{m}" for m in mids})
+        self.duplicates = set(
+            Event.objects.filter(source=self.source, message_id__in=list(mids)).values_list("message_id", flat=True)
+        )
+        self.suppressed = set(Suppression.objects.filter(blind_index__in=list(bis)).values_list("id_type", "blind_index"))
+        for ident in Identifier.objects.filter(blind_index__in=list(bis)):
+            self.ids[(ident.id_type, ident.blind_index)] = ident
+        self._load_profiles({i.profile_id for i in self.ids.values()})
+
+    def _load_profiles(self, pids: set[uuid.UUID]) -> None:
+        missing = pids - self.profiles.keys()
+        while missing:
+            locked = Profile.objects.select_for_update().filter(id__in=list(missing)).order_by("id")
+            for profile in locked:
+                self.profiles[profile.id] = profile
+            missing = {p.merged_into_id for p in self.profiles.values() if p.merged_into_id} - self.profiles.keys()
+        roots = {self.root(pid) for pid in pids}
+        unknown = roots - self.profile_ids.keys()
+        if not unknown:
+            return
+        for pid in unknown:
+            self.profile_ids[pid] = {}
+        for pid, id_type, bi in Identifier.objects.filter(profile_id__in=list(unknown)).values_list(
+            "profile_id", "id_type", "blind_index"
+        ):
+            self.profile_ids[pid].setdefault(id_type, set()).add(bi)
+        for a, b in MergeEvidence.objects.filter(undone_at__isnull=False, survivor_id__in=list(unknown)).values_list(
+            "survivor_id", "absorbed_id"
+        ):
+            self.blocked.add(frozenset((a, b)))
+        for a, b in MergeEvidence.objects.filter(undone_at__isnull=False, absorbed_id__in=list(unknown)).values_list(
+            "survivor_id", "absorbed_id"
+        ):
+            self.blocked.add(frozenset((a, b)))
+
+    def root(self, pid: uuid.UUID) -> uuid.UUID:
+        profile = self.profiles[pid]
+        seen = 0
+        while profile.status == ProfileStatus.MERGED and profile.merged_into_id:
+            if profile.merged_into_id not in self.profiles:
+                self._load_profiles({profile.merged_into_id})
+            profile = self.profiles[profile.merged_into_id]
+            seen += 1
+            if seen > 64:
+                raise RuntimeError("merged_into chain does not end")
+        return profile.id
+
+    def is_duplicate(self, message: PreparedMessage) -> bool:
+        if message.message_id in self.duplicates:
+            return True
+        self.duplicates.add(message.message_id)
+        return False
+
+    def is_suppressed(self, message: PreparedMessage) -> bool:
+        return any(i.key in self.suppressed for i in message.ids)
+
+    # ---- resolution ----------------------------------------------------------------------
+    def _identified(self, pid: uuid.UUID) -> bool:
+        held = self.profile_ids.get(pid, {})
+        return any(bis and not self.types.get(t, self.types["email"]).weak for t, bis in held.items())
+
+    def _refuse(self, rule: str, ident: PreparedId | Identifier, profile: uuid.UUID, other, message) -> None:
+        id_type = ident.spec.name if isinstance(ident, PreparedId) else ident.id_type
+        self.refusals.append(
+            MergeRefusal(
+                rule=rule,
+                id_type=id_type,
+                blind_index_ref=ident.blind_index[:BI_REF_LEN],
+                profile_id=profile,
+                other_profile_id=other,
+                source=self.source,
+                message_id=message.message_id,
+                refused_at=self.now,
+            )
+        )
+
+    def _block_reason(self, a: uuid.UUID, b: uuid.UUID) -> str:
+        if frozenset((a, b)) in self.blocked:
+            return "unmerged_pair"
+        held_a, held_b = self.profile_ids.get(a, {}), self.profile_ids.get(b, {})
+        for name, spec in self.types.items():
+            if spec.exclusive and held_a.get(name) and held_b.get(name) and held_a[name] != held_b[name]:
+                return "exclusive_conflict"
+        return ""
+
+    def _note_shared_weak(self, ident: Identifier, other: uuid.UUID) -> None:
+        """Count identified people seen with a weak id; over `max_profiles` it stops resolving."""
+        spec = self.types.get(ident.id_type)
+        if spec is None or not spec.weak:
+            return
+        window = ident.window_started_at
+        if window is None or (self.now - window).days >= spec.window_days:
+            ident.window_started_at = self.now
+            ident.linked_profiles = [str(ident.profile_id)]
+        linked = set(ident.linked_profiles)
+        linked.add(str(other))
+        ident.linked_profiles = sorted(linked)
+        if len(linked) > spec.max_profiles:
+            ident.over_limit = True
+        self._dirty_id(ident)
+
+    def _dirty_id(self, ident: Identifier) -> None:
+        if ident.pk:
+            self.dirty_ids[ident.pk] = ident
+
+    def resolve(self, message: PreparedMessage) -> tuple[uuid.UUID, uuid.UUID]:
+        """Return (profile id, origin profile id) for the message, merging where proven."""
+        matched = [(i, self.ids[i.key]) for i in message.ids if i.key in self.ids]
+        new = [i for i in message.ids if i.key not in self.ids]
+        usable = sorted((m for m in matched if not m[1].over_limit), key=lambda m: m[0].spec.priority)
+        best = usable[0] if usable else (min(matched, key=lambda m: m[0].spec.priority) if matched else None)
+        primary: uuid.UUID | None = None
+        origin: uuid.UUID | None = None
+        shared: Identifier | None = None
+        if best is not None:
+            primary, origin = self.root(best[1].profile_id), best[1].origin_profile_id
+            if best[0].spec.weak and self._identified(primary) and any(not i.spec.weak for i in new):
+                # A weak id (device, cookie) of someone identified, next to a new personal id:
+                # probably another member of the household. Do not glue them together.
+                shared = best[1]
+                primary = origin = None
+                usable = [m for m in usable if not m[0].spec.weak]
+            elif any(
+                i.spec.exclusive and self.profile_ids.get(primary, {}).get(i.spec.name)
+                for i in new
+                if i.spec.exclusive
+            ):
+                # The message brings a different exclusive id than its profile holds: another person.
+                self._refuse("exclusive_conflict", best[1], primary, None, message)
+                primary = origin = None
+                usable = []
+        if primary is None:
+            primary = self._create_profile(message)
+            origin = primary
+            if shared is not None:
+                self._refuse("shared_weak_id", shared, primary, self.root(shared.profile_id), message)
+                self._note_shared_weak(shared, primary)
+        for prepared, ident in usable:
+            other = self.root(ident.profile_id)
+            if other == primary:
+                continue
+            reason = self._block_reason(primary, other)
+            if not reason and prepared.spec.weak and self._identified(primary) and self._identified(other):
+                reason = "shared_weak_id"
+                self._note_shared_weak(ident, primary)
+            if reason:
+                self._refuse(reason, ident, primary, other, message)
+                continue
+            rule = "alias" if message.type == "alias" else ("weak_stitch" if prepared.spec.weak else "shared_identifier")
+            refs = [{"type": p.spec.name, "bi": p.blind_index[:BI_REF_LEN]} for p, _ in matched]
+            primary = self.merge(primary, other, rule=rule, refs=refs, message=message)
+        for _, ident in matched:
+            if ident.last_seen_at < message.occurred_at:
+                ident.last_seen_at = message.occurred_at
+                self._dirty_id(ident)
+        for prepared in new:
+            self._attach(prepared, primary, origin or primary, message)
+        return primary, origin or primary
+
+    def _create_profile(self, message: PreparedMessage) -> uuid.UUID:
+        profile = Profile(
+            id=uuid.uuid4(),
+            first_seen_at=message.occurred_at,
+            last_seen_at=message.occurred_at,
+            created_at=self.now,
+            updated_at=self.now,
+        )
+        self.profiles[profile.id] = profile
+        self.profile_ids[profile.id] = {}
+        self.vaults[profile.id] = {}
+        self.new_profiles.append(profile)
+        return profile.id
+
+    def _attach(self, prepared: PreparedId, pid: uuid.UUID, origin: uuid.UUID, message: PreparedMessage) -> None:
+        held = self.profile_ids.setdefault(pid, {}).setdefault(prepared.spec.name, set())
+        over = len(held) >= prepared.spec.max_per_profile
+        ident = Identifier(
+            id_type=prepared.spec.name,
+            blind_index=prepared.blind_index,
+            sealed_value=seal(subject_id=origin, field=f"identifier:{prepared.spec.name}", value=prepared.value),
+            profile_id=pid,
+            origin_profile_id=origin,
+            source=self.source,
+            first_seen_at=message.occurred_at,
+            last_seen_at=message.occurred_at,
+            over_limit=over,
+        )
+        if over:
+            self._refuse("over_limit", prepared, pid, None, message)
+        held.add(prepared.blind_index)
+        self.ids[prepared.key] = ident
+        self.new_ids.append(ident)
+
+    # ---- merging -------------------------------------------------------------------------
+    def merge(self, a: uuid.UUID, b: uuid.UUID, *, rule: str, refs: list[dict], message: PreparedMessage) -> uuid.UUID:
+        """Merge two active profiles into the older one; return the survivor's id."""
+        pa, pb = self.profiles[a], self.profiles[b]
+        survivor, absorbed = sorted((pa, pb), key=lambda p: (p.created_at, str(p.id)))
+        s, x = survivor.id, absorbed.id
+        move_profile_rows(from_id=x, to_id=s)
+        for ident in self.ids.values():
+            if ident.profile_id == x:
+                ident.profile_id = s
+        for event, _ in self.events:
+            if event.profile_id == x:
+                event.profile_id = s
+        for obs in self.observations:
+            if obs.profile_id == x:
+                obs.profile_id = s
+        for p in self.profiles.values():
+            if p.merged_into_id == x:
+                p.merged_into_id = s
+        held = self.profile_ids.setdefault(s, {})
+        for id_type, bis in self.profile_ids.pop(x, {}).items():
+            held.setdefault(id_type, set()).update(bis)
+        # Traits: newest observation wins per key; the full history stays in TraitObservation.
+        vault_s, vault_x = self._vault(s), self._vault(x)
+        times_s, times_x = dict(survivor.trait_observed_at or {}), dict(absorbed.trait_observed_at or {})
+        for key, when in times_x.items():
+            if key not in times_s or when > times_s[key]:
+                times_s[key] = when
+                if key in vault_x:
+                    vault_s[key] = vault_x[key]
+                elif key in (absorbed.attributes or {}):
+                    survivor.attributes = {**(survivor.attributes or {}), key: absorbed.attributes[key]}
+        survivor.trait_observed_at = times_s
+        survivor.journey_stage = furthest_stage(survivor.journey_stage, absorbed.journey_stage)
+        survivor.first_seen_at = min(filter(None, [survivor.first_seen_at, absorbed.first_seen_at]), default=None)
+        survivor.last_seen_at = max(filter(None, [survivor.last_seen_at, absorbed.last_seen_at]), default=None)
+        absorbed.status, absorbed.merged_into_id = ProfileStatus.MERGED, s
+        absorbed.vault, absorbed.attributes, absorbed.trait_observed_at, absorbed.journey_stage = None, {}, {}, ""
+        self.vaults[x] = {}
+        self.dirty_profiles.update((s, x))
+        evidence = MergeEvidence(
+            survivor_id=s,
+            absorbed_id=x,
+            rule=rule,
+            identifier_refs=refs,
+            source=self.source,
+            message_id=message.message_id,
+            actor_id=self.actor_id,
+            merged_at=self.now,
+        )
+        self.merges.append(MergeRecord(evidence=evidence, subject=s))
+        return s
+
+    def _vault(self, pid: uuid.UUID) -> dict[str, Any]:
+        if pid not in self.vaults:
+            blob = self.profiles[pid].vault
+            self.vaults[pid] = open_sealed(subject_id=pid, field="traits", blob=blob) if blob else {}
+        return self.vaults[pid]
+
+    # ---- applying a message -----------------------------------------------------------------
+    def apply(self, message: PreparedMessage, pid: uuid.UUID, origin: uuid.UUID) -> None:
+        """Record the message's traits and event on the profile it resolved to."""
+        profile = self.profiles[pid]
+        when = ts_key(message.occurred_at)
+        times = dict(profile.trait_observed_at or {})
+        for trait in message.traits:
+            key = f"quarantine.{trait.key}" if trait.quarantined else trait.key
+            personal = trait.personal or trait.quarantined
+            self.observations.append(
+                TraitObservation(
+                    profile_id=pid,
+                    origin_profile_id=origin,
+                    key=key,
+                    personal=personal,
+                    sealed_value=seal(subject_id=origin, field=f"trait:{key}", value=trait.value) if personal else None,
+                    plain_value=None if personal else trait.value,
+                    observed_at=message.occurred_at,
+                    source=self.source,
+                    message_id=message.message_id,
+                )
+            )
+            if trait.quarantined or (key in times and times[key] > when):
+                continue  # quarantined values never enter the profile; late values only join history
+            times[key] = when
+            if personal:
+                self._vault(pid)[key] = trait.value
+            else:
+                profile.attributes = {**(profile.attributes or {}), key: trait.value}
+        profile.trait_observed_at = times
+        if profile.first_seen_at is None or message.occurred_at < profile.first_seen_at:
+            profile.first_seen_at = message.occurred_at
+        if profile.last_seen_at is None or message.occurred_at > profile.last_seen_at:
+            profile.last_seen_at = message.occurred_at
+        stage = EVENT_STAGE.get(message.name, "") if message.type == "track" else ""
+        profile.journey_stage = furthest_stage(profile.journey_stage, stage)
+        self.dirty_profiles.add(pid)
+        event = Event(
+            profile_id=pid,
+            origin_profile_id=origin,
+            source=self.source,
+            message_id=message.message_id,
+            type=message.type,
+            name=message.name,
+            channel=message.channel,
+            occurred_at=message.occurred_at,
+            received_at=self.now,
+            properties=message.properties,
+        )
+        self.events.append((event, message.sealed_properties))
+
+    # ---- writing -----------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write the batch: profiles, identifiers, events, history, evidence. Audit is the caller's."""
+        new_ids = {p.id for p in self.new_profiles}
+        for pid in self.dirty_profiles | new_ids:
+            profile = self.profiles[pid]
+            if pid in self.vaults and profile.status == ProfileStatus.ACTIVE:
+                vault = self.vaults[pid]
+                profile.vault = seal(subject_id=pid, field="traits", value=vault) if vault else None
+            profile.updated_at = self.now
+        Profile.objects.bulk_create(self.new_profiles, batch_size=500)
+        existing = [self.profiles[pid] for pid in self.dirty_profiles - new_ids]
+        if existing:
+            Profile.objects.bulk_update(
+                existing,
+                [
+                    "status",
+                    "merged_into",
+                    "vault",
+                    "attributes",
+                    "trait_observed_at",
+                    "journey_stage",
+                    "first_seen_at",
+                    "last_seen_at",
+                    "updated_at",
+                ],
+                batch_size=500,
+            )
+        Identifier.objects.bulk_create(self.new_ids, batch_size=500)
+        if self.dirty_ids:
+            Identifier.objects.bulk_update(
+                list(self.dirty_ids.values()),
+                ["profile", "last_seen_at", "over_limit", "linked_profiles", "window_started_at"],
+                batch_size=500,
+            )
+        events = []
+        for event, sealed in self.events:
+            if sealed:
+                event.sealed_properties = seal(subject_id=event.profile_id, field="properties", value=sealed)
+            events.append(event)
+        Event.objects.bulk_create(events, batch_size=500)
+        TraitObservation.objects.bulk_create(self.observations, batch_size=500)
+        MergeEvidence.objects.bulk_create([m.evidence for m in self.merges], batch_size=500)
+        MergeRefusal.objects.bulk_create(self.refusals, batch_size=500)
+
+
+def move_profile_rows(*, from_id: uuid.UUID, to_id: uuid.UUID, origins: set[uuid.UUID] | None = None) -> int:
+    """Move stored identifiers, trait observations and events from one profile to another.
+
+    With `origins`, only rows whose origin_profile is in that set move (unmerge). Sealed event
+    properties are re-sealed under the new profile (STORAGE CONTRACT: subject = event.profile).
+    Returns the number of events moved.
+    """
+    ids = Identifier.objects.filter(profile_id=from_id)
+    obs = TraitObservation.objects.filter(profile_id=from_id)
+    events = Event.objects.filter(profile_id=from_id)
+    if origins is not None:
+        ids = ids.filter(origin_profile_id__in=list(origins))
+        obs = obs.filter(origin_profile_id__in=list(origins))
+        events = events.filter(origin_profile_id__in=list(origins))
+    ids.update(profile_id=to_id)
+    obs.update(profile_id=to_id)
+    resealed = []
+    for event in events.filter(sealed_properties__isnull=False).only("id", "sealed_properties"):
+        value = open_sealed(subject_id=from_id, field="properties", blob=event.sealed_properties)
+        event.sealed_properties = seal(subject_id=to_id, field="properties", value=value)
+        resealed.append(event)
+    Event.objects.bulk_update(resealed, ["sealed_properties"], batch_size=500)
+    return events.update(profile_id=to_id)

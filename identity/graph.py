@@ -521,3 +521,91 @@ def move_profile_rows(*, from_id: uuid.UUID, to_id: uuid.UUID, origins: set[uuid
         resealed.append(event)
     Event.objects.bulk_update(resealed, ["sealed_properties"], batch_size=500)
     return events.update(profile_id=to_id)
+
+
+def rebuild_profile(profile: Profile) -> None:
+    """Recompute a profile's vault, attributes, trait times, stage and first/last seen from its
+    stored observations and events (after an unmerge moved rows away or back). Saves it."""
+    vault: dict[str, Any] = {}
+    attributes: dict[str, Any] = {}
+    times: dict[str, str] = {}
+    for obs in TraitObservation.objects.filter(profile=profile).exclude(key__startswith="quarantine.").order_by(
+        "observed_at", "id"
+    ):
+        when = ts_key(obs.observed_at)
+        if obs.key in times and times[obs.key] > when:
+            continue
+        times[obs.key] = when
+        if obs.personal:
+            vault[obs.key] = open_sealed(subject_id=obs.origin_profile_id, field=f"trait:{obs.key}", blob=obs.sealed_value)
+            attributes.pop(obs.key, None)
+        else:
+            attributes[obs.key] = obs.plain_value
+    events = Event.objects.filter(profile=profile)
+    names = set(events.filter(type="track").values_list("name", flat=True).distinct())
+    seen = events.order_by("occurred_at").values_list("occurred_at", flat=True)
+    profile.vault = seal(subject_id=profile.id, field="traits", value=vault) if vault else None
+    profile.attributes = attributes
+    profile.trait_observed_at = times
+    profile.journey_stage = furthest_stage(*(EVENT_STAGE.get(n, "") for n in names))
+    profile.first_seen_at = seen.first()
+    profile.last_seen_at = events.order_by("-occurred_at").values_list("occurred_at", flat=True).first()
+    profile.save()
+
+
+@dataclass
+class UnmergeResult:
+    evidence: MergeEvidence
+    restored: Profile
+    survivor: Profile
+    identifiers: int
+    events: int
+    observations: int
+
+
+def split_merge(*, absorbed_id: uuid.UUID, actor_id: str) -> UnmergeResult:
+    """Undo the most recent live merge of `absorbed_id`: identifiers, trait observations and
+    events whose origin lies in the absorbed side go back to it, wherever they are now, also
+    when they arrived after the merge. The caller holds the transaction and writes the audit.
+
+    The absorbed side is the absorbed profile plus every profile merged into it before (their
+    own live merges, whose evidence names it as survivor). Those stay merged into it.
+    Raises LookupError when there is no live merge to undo.
+    """
+    evidence = (
+        MergeEvidence.objects.select_for_update()
+        .filter(absorbed_id=absorbed_id, undone_at__isnull=True)
+        .order_by("-merged_at", "-id")
+        .first()
+    )
+    if evidence is None:
+        raise LookupError("this profile has no merge to undo")
+    restored = Profile.objects.select_for_update().get(id=absorbed_id)
+    survivor = Profile.objects.select_for_update().get(id=evidence.survivor_id)
+    while survivor.status == ProfileStatus.MERGED and survivor.merged_into_id:
+        survivor = Profile.objects.select_for_update().get(id=survivor.merged_into_id)
+    side = {restored.id}
+    live = list(MergeEvidence.objects.filter(undone_at__isnull=True).exclude(pk=evidence.pk).values_list(
+        "survivor_id", "absorbed_id"
+    ))
+    grew = True
+    while grew:
+        grew = False
+        for won, lost in live:
+            if won in side and lost not in side:
+                side.add(lost)
+                grew = True
+    counts = {
+        "identifiers": Identifier.objects.filter(profile=survivor, origin_profile_id__in=side).count(),
+        "observations": TraitObservation.objects.filter(profile=survivor, origin_profile_id__in=side).count(),
+    }
+    events = move_profile_rows(from_id=survivor.id, to_id=restored.id, origins=side)
+    Profile.objects.filter(id__in=side - {restored.id}).update(merged_into=restored.id)
+    restored.status, restored.merged_into = ProfileStatus.ACTIVE, None
+    restored.save()
+    rebuild_profile(restored)
+    rebuild_profile(survivor)
+    evidence.undone_at = timezone.now()
+    evidence.undone_by = actor_id
+    evidence.save(update_fields=["undone_at", "undone_by"])
+    return UnmergeResult(evidence, restored, survivor, counts["identifiers"], events, counts["observations"])

@@ -349,3 +349,17 @@ def resolution_quality(data: Dataset) -> dict[str, float]:
         )
         predicted.update({(s, m): str(p) for s, m, p in rows})
     return pairwise_quality(truth, predicted)
+
+
+def seed_customers(*, customers: int = 10_000, seed: int = 20261123, progress: bool = False, **_: object) -> str:
+    """seed_demo step: ~`customers` synthetic people through the real ingestion pipeline.
+
+    Idempotent: message ids are deterministic, so a second run answers "duplicate" for all.
+    """
+    if customers <= 0:
+        return "no customers asked for"
+    data = generate(customers=customers, seed=seed)
+    counts = ingest_records(data.records, progress=progress)
+    return f"{len(data.records)} messages for {customers} people: " + ", ".join(
+        f"{count} {status}" for status, count in sorted(counts.items())
+    )

@@ -143,6 +143,8 @@ class BatchResolver:
         self.refusals: list[MergeRefusal] = []
         self.duplicates: set[str] = set()
         self.suppressed: set[tuple[str, str]] = set()
+        # (row, subject, field, value): sealed at flush, after the batch's data keys exist.
+        self.seal_jobs: list[tuple[Any, uuid.UUID, str, Any]] = []
 
     # ---- loading -------------------------------------------------------------------------
     def load(self, messages: list[PreparedMessage]) -> None:
@@ -328,7 +330,7 @@ class BatchResolver:
         ident = Identifier(
             id_type=prepared.spec.name,
             blind_index=prepared.blind_index,
-            sealed_value=seal(subject_id=origin, field=f"identifier:{prepared.spec.name}", value=prepared.value),
+            sealed_value=b"",
             profile_id=pid,
             origin_profile_id=origin,
             source=self.source,
@@ -339,6 +341,7 @@ class BatchResolver:
         if over:
             self._refuse("over_limit", prepared, pid, None, message)
         held.add(prepared.blind_index)
+        self.seal_jobs.append((ident, origin, f"identifier:{prepared.spec.name}", prepared.value))
         self.ids[prepared.key] = ident
         self.new_ids.append(ident)
 
@@ -410,19 +413,20 @@ class BatchResolver:
         for trait in message.traits:
             key = f"quarantine.{trait.key}" if trait.quarantined else trait.key
             personal = trait.personal or trait.quarantined
-            self.observations.append(
-                TraitObservation(
-                    profile_id=pid,
-                    origin_profile_id=origin,
-                    key=key,
-                    personal=personal,
-                    sealed_value=seal(subject_id=origin, field=f"trait:{key}", value=trait.value) if personal else None,
-                    plain_value=None if personal else trait.value,
-                    observed_at=message.occurred_at,
-                    source=self.source,
-                    message_id=message.message_id,
-                )
+            observation = TraitObservation(
+                profile_id=pid,
+                origin_profile_id=origin,
+                key=key,
+                personal=personal,
+                sealed_value=None,
+                plain_value=None if personal else trait.value,
+                observed_at=message.occurred_at,
+                source=self.source,
+                message_id=message.message_id,
             )
+            if personal:
+                self.seal_jobs.append((observation, origin, f"trait:{key}", trait.value))
+            self.observations.append(observation)
             if trait.quarantined or (key in times and times[key] > when):
                 continue  # quarantined values never enter the profile; late values only join history
             times[key] = when
@@ -456,6 +460,9 @@ class BatchResolver:
     def flush(self) -> None:
         """Write the batch: profiles, identifiers, events, history, evidence. Audit is the caller's."""
         new_ids = {p.id for p in self.new_profiles}
+        create_data_keys(new_ids)
+        for row, subject, field_name, value in self.seal_jobs:
+            row.sealed_value = seal(subject_id=subject, field=field_name, value=value)
         for pid in self.dirty_profiles | new_ids:
             profile = self.profiles[pid]
             if pid in self.vaults and profile.status == ProfileStatus.ACTIVE:
@@ -465,7 +472,8 @@ class BatchResolver:
         Profile.objects.bulk_create(self.new_profiles, batch_size=500)
         existing = [self.profiles[pid] for pid in self.dirty_profiles - new_ids]
         if existing:
-            Profile.objects.bulk_update(
+            fast_bulk_update(
+                Profile,
                 existing,
                 [
                     "status",
@@ -478,14 +486,13 @@ class BatchResolver:
                     "last_seen_at",
                     "updated_at",
                 ],
-                batch_size=500,
             )
         Identifier.objects.bulk_create(self.new_ids, batch_size=500)
         if self.dirty_ids:
-            Identifier.objects.bulk_update(
+            fast_bulk_update(
+                Identifier,
                 list(self.dirty_ids.values()),
                 ["profile", "last_seen_at", "over_limit", "linked_profiles", "window_started_at"],
-                batch_size=500,
             )
         events = []
         for event, sealed in self.events:
@@ -496,6 +503,71 @@ class BatchResolver:
         TraitObservation.objects.bulk_create(self.observations, batch_size=500)
         MergeEvidence.objects.bulk_create([m.evidence for m in self.merges], batch_size=500)
         MergeRefusal.objects.bulk_create(self.refusals, batch_size=500)
+
+
+def create_data_keys(subject_ids: set[uuid.UUID]) -> None:
+    """Create the data keys of a batch's new profiles in one INSERT instead of one each.
+
+    Same key material and wrapping as privacy.crypto.datakeys._create (random 256-bit key,
+    wrapped by the active KEK with the subject-bound AAD), and the keys enter the per-thread
+    cache so sealing does not read them back. Only for ids that cannot have a key yet (fresh
+    uuid4 profiles of this batch).
+    """
+    if not subject_ids:
+        return
+    import os
+
+    from privacy.crypto.datakeys import _remember, wrap_aad
+    from privacy.crypto.keyring import get_kms
+    from privacy.crypto.models import SubjectKey
+
+    kms = get_kms()
+    rows, keys = [], []
+    for subject in subject_ids:
+        key = os.urandom(32)
+        version, wrapped = kms.wrap(key, aad=wrap_aad(subject, 1))
+        rows.append(SubjectKey(subject_id=subject, dek_version=1, kek_version=version, wrapped=wrapped))
+        keys.append((subject, key))
+    SubjectKey.objects.bulk_create(rows, batch_size=500)
+    for subject, key in keys:
+        _remember(subject, (1, key))
+
+
+def fast_bulk_update(model, objs: list, fields: list[str]) -> None:
+    """bulk_update without Django's CASE WHEN: on PostgreSQL one UPDATE ... FROM (VALUES ...).
+
+    Django's bulk_update builds a CASE expression per field and row, which dominated the
+    ingestion profile; elsewhere (SQLite) it falls back to bulk_update.
+    """
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_update(objs, fields, batch_size=500)
+        return
+    table = model._meta.db_table
+    pk = model._meta.pk
+    concrete = [model._meta.get_field(name) for name in fields]
+    columns = [pk.column] + [f.column for f in concrete]
+    types = [pk.db_type(connection)] + [f.db_type(connection) for f in concrete]
+    assignments = ", ".join(
+        f'"{c}" = v."{c}"::{t}' for c, t in zip(columns[1:], types[1:], strict=True)
+    )
+    for start in range(0, len(objs), 500):
+        chunk = objs[start : start + 500]
+        params: list[Any] = []
+        rows = []
+        for obj in chunk:
+            params.append(pk.get_db_prep_value(obj.pk, connection))
+            for f in concrete:
+                params.append(f.get_db_prep_save(getattr(obj, f.attname), connection))
+            rows.append("(" + ", ".join(["%s"] * len(columns)) + ")")
+        names = ", ".join(f'"{c}"' for c in columns)
+        sql = (
+            f'UPDATE "{table}" SET {assignments} FROM (VALUES {", ".join(rows)}) AS v({names}) '
+            f'WHERE "{table}"."{pk.column}" = v."{pk.column}"::{types[0]}'
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
 
 
 def move_profile_rows(*, from_id: uuid.UUID, to_id: uuid.UUID, origins: set[uuid.UUID] | None = None) -> int:

@@ -143,6 +143,7 @@ class BatchResolver:
         self.refusals: list[MergeRefusal] = []
         self.duplicates: set[str] = set()
         self.suppressed: set[tuple[str, str]] = set()
+        self.moved: dict[uuid.UUID, uuid.UUID] = {}
         # (row, subject, field, value): sealed at flush, after the batch's data keys exist.
         self.seal_jobs: list[tuple[Any, uuid.UUID, str, Any]] = []
 
@@ -351,7 +352,7 @@ class BatchResolver:
         pa, pb = self.profiles[a], self.profiles[b]
         survivor, absorbed = sorted((pa, pb), key=lambda p: (p.created_at, str(p.id)))
         s, x = survivor.id, absorbed.id
-        move_profile_rows(from_id=x, to_id=s)
+        self.moved[x] = s  # stored rows follow at flush, in one statement per table
         for ident in self.ids.values():
             if ident.profile_id == x:
                 ident.profile_id = s
@@ -460,6 +461,8 @@ class BatchResolver:
     def flush(self) -> None:
         """Write the batch: profiles, identifiers, events, history, evidence. Audit is the caller's."""
         new_ids = {p.id for p in self.new_profiles}
+        if self.moved:
+            move_rows_bulk({x: self.root(x) for x in self.moved})
         create_data_keys(new_ids)
         for row, subject, field_name, value in self.seal_jobs:
             row.sealed_value = seal(subject_id=subject, field=field_name, value=value)
@@ -568,6 +571,41 @@ def fast_bulk_update(model, objs: list, fields: list[str]) -> None:
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
+
+
+def move_rows_bulk(mapping: dict[uuid.UUID, uuid.UUID]) -> None:
+    """Move every stored row of each absorbed profile to its survivor (merges of one batch).
+
+    Sealed event properties are re-sealed under the survivor (STORAGE CONTRACT).
+    """
+    mapping = {x: s for x, s in mapping.items() if x != s}
+    if not mapping:
+        return
+    resealed = []
+    for event in Event.objects.filter(profile_id__in=list(mapping), sealed_properties__isnull=False).only(
+        "id", "profile_id", "sealed_properties"
+    ):
+        value = open_sealed(subject_id=event.profile_id, field="properties", blob=event.sealed_properties)
+        event.sealed_properties = seal(subject_id=mapping[event.profile_id], field="properties", value=value)
+        resealed.append(event)
+    Event.objects.bulk_update(resealed, ["sealed_properties"], batch_size=500)
+    for model in (Identifier, TraitObservation, Event):
+        if connection.vendor == "postgresql":
+            table = model._meta.db_table
+            pairs = list(mapping.items())
+            for start in range(0, len(pairs), 500):
+                chunk = pairs[start : start + 500]
+                values = ", ".join(["(%s::uuid, %s::uuid)"] * len(chunk))
+                params = [str(v) for pair in chunk for v in pair]
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        f'UPDATE "{table}" SET "profile_id" = m.survivor FROM (VALUES {values}) AS m(absorbed, survivor) '
+                        f'WHERE "{table}"."profile_id" = m.absorbed',
+                        params,
+                    )
+        else:
+            for absorbed, survivor in mapping.items():
+                model.objects.filter(profile_id=absorbed).update(profile_id=survivor)
 
 
 def move_profile_rows(*, from_id: uuid.UUID, to_id: uuid.UUID, origins: set[uuid.UUID] | None = None) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -78,8 +78,10 @@ def main() -> None:
 
     rate, bare_rate = n / pipeline, n / bare
     print(f"results: {dict(counts)}")
-    print(f"resolution: precision {quality['precision']:.3f}, recall {quality['recall']:.3f}, "
-          f"{quality['profiles']} profiles for {quality['persons']} persons")
+    print(
+        f"resolution: precision {quality['precision']:.3f}, recall {quality['recall']:.3f}, "
+        f"{quality['profiles']} profiles for {quality['persons']} persons"
+    )
     print(f"pipeline:    {rate:9.0f} msg/s  ({pipeline:.1f} s)")
     print(f"bare insert: {bare_rate:9.0f} msg/s  ({bare:.1f} s)")
     print(f"ratio:       {rate / bare_rate:9.3f}  (target >= 0.3; absolute target >= 1000 msg/s)")

@@ -23,14 +23,41 @@ from math import comb
 import phonenumbers
 
 SURNAMES_ZH = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
-GIVEN_ZH = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "霞", "平"]
+GIVEN_ZH = [
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀英",
+    "霞",
+    "平",
+]
 PINYIN = ["wang", "li", "zhang", "liu", "chen", "yang", "huang", "zhao", "wu", "zhou", "xu", "sun", "ma", "zhu", "hu"]
 FIRST_LATIN = ["Anna", "Lukas", "Marie", "Paul", "Sophie", "Jonas", "Emma", "Louis", "Lea", "Hugo", "Mia", "Noah"]
 LAST_LATIN = ["Schmidt", "Muller", "Martin", "Bernard", "Dubois", "Weber", "Fischer", "Moreau", "Laurent", "Wagner"]
 DOMAINS_CN = ["qq.com", "163.com", "126.com", "sina.com", "example.cn"]
 DOMAINS_EU = ["gmail.com", "web.de", "orange.fr", "example.com", "gmx.de"]
-CITIES_CN = [("Shanghai", "1"), ("Beijing", "1"), ("Shenzhen", "1"), ("Guangzhou", "1"), ("Chengdu", "2"),
-             ("Hangzhou", "2")]
+CITIES_CN = [
+    ("Shanghai", "1"),
+    ("Beijing", "1"),
+    ("Shenzhen", "1"),
+    ("Guangzhou", "1"),
+    ("Chengdu", "2"),
+    ("Hangzhou", "2"),
+]
 CITIES_EU = [("Berlin", "1"), ("Paris", "1"), ("Other", "3")]
 CATEGORIES = ["apparel", "beauty", "electronics", "home", "food"]
 # (source name, channel) as in cdp.demo.DEMO_SOURCES.

@@ -156,7 +156,9 @@ class BatchResolver:
         self.duplicates = set(
             Event.objects.filter(source=self.source, message_id__in=list(mids)).values_list("message_id", flat=True)
         )
-        self.suppressed = set(Suppression.objects.filter(blind_index__in=list(bis)).values_list("id_type", "blind_index"))
+        self.suppressed = set(
+            Suppression.objects.filter(blind_index__in=list(bis)).values_list("id_type", "blind_index")
+        )
         for ident in Identifier.objects.filter(blind_index__in=list(bis)):
             self.ids[(ident.id_type, ident.blind_index)] = ident
         self._load_profiles({i.profile_id for i in self.ids.values()})
@@ -275,9 +277,7 @@ class BatchResolver:
                 primary = origin = None
                 usable = [m for m in usable if not m[0].spec.weak]
             elif any(
-                i.spec.exclusive and self.profile_ids.get(primary, {}).get(i.spec.name)
-                for i in new
-                if i.spec.exclusive
+                i.spec.exclusive and self.profile_ids.get(primary, {}).get(i.spec.name) for i in new if i.spec.exclusive
             ):
                 # The message brings a different exclusive id than its profile holds: another person.
                 self._refuse("exclusive_conflict", best[1], primary, None, message)
@@ -300,7 +300,9 @@ class BatchResolver:
             if reason:
                 self._refuse(reason, ident, primary, other, message)
                 continue
-            rule = "alias" if message.type == "alias" else ("weak_stitch" if prepared.spec.weak else "shared_identifier")
+            rule = (
+                "alias" if message.type == "alias" else ("weak_stitch" if prepared.spec.weak else "shared_identifier")
+            )
             refs = [{"type": p.spec.name, "bi": p.blind_index[:BI_REF_LEN]} for p, _ in matched]
             primary = self.merge(primary, other, rule=rule, refs=refs, message=message)
         for _, ident in matched:
@@ -552,9 +554,7 @@ def fast_bulk_update(model, objs: list, fields: list[str]) -> None:
     concrete = [model._meta.get_field(name) for name in fields]
     columns = [pk.column] + [f.column for f in concrete]
     types = [pk.db_type(connection)] + [f.db_type(connection) for f in concrete]
-    assignments = ", ".join(
-        f'"{c}" = v."{c}"::{t}' for c, t in zip(columns[1:], types[1:], strict=True)
-    )
+    assignments = ", ".join(f'"{c}" = v."{c}"::{t}' for c, t in zip(columns[1:], types[1:], strict=True))
     for start in range(0, len(objs), 500):
         chunk = objs[start : start + 500]
         params: list[Any] = []
@@ -566,9 +566,9 @@ def fast_bulk_update(model, objs: list, fields: list[str]) -> None:
             rows.append("(" + ", ".join(["%s"] * len(columns)) + ")")
         names = ", ".join(f'"{c}"' for c in columns)
         sql = (
-            f'UPDATE "{table}" SET {assignments} FROM (VALUES {", ".join(rows)}) AS v({names}) '
+            f'UPDATE "{table}" SET {assignments} FROM (VALUES {", ".join(rows)}) AS v({names}) '  # noqa: S608
             f'WHERE "{table}"."{pk.column}" = v."{pk.column}"::{types[0]}'
-        )
+        )  # identifiers come from model metadata, values are parameters
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
 
@@ -598,11 +598,11 @@ def move_rows_bulk(mapping: dict[uuid.UUID, uuid.UUID]) -> None:
                 values = ", ".join(["(%s::uuid, %s::uuid)"] * len(chunk))
                 params = [str(v) for pair in chunk for v in pair]
                 with connection.cursor() as cursor:
-                    cursor.execute(
-                        f'UPDATE "{table}" SET "profile_id" = m.survivor FROM (VALUES {values}) AS m(absorbed, survivor) '
-                        f'WHERE "{table}"."profile_id" = m.absorbed',
-                        params,
+                    sql = (
+                        f'UPDATE "{table}" SET "profile_id" = m.survivor '  # noqa: S608 (table from model meta)
+                        f'FROM (VALUES {values}) AS m(absorbed, survivor) WHERE "{table}"."profile_id" = m.absorbed'
                     )
+                    cursor.execute(sql, params)
         else:
             for absorbed, survivor in mapping.items():
                 model.objects.filter(profile_id=absorbed).update(profile_id=survivor)
@@ -639,15 +639,19 @@ def rebuild_profile(profile: Profile) -> None:
     vault: dict[str, Any] = {}
     attributes: dict[str, Any] = {}
     times: dict[str, str] = {}
-    for obs in TraitObservation.objects.filter(profile=profile).exclude(key__startswith="quarantine.").order_by(
-        "observed_at", "id"
+    for obs in (
+        TraitObservation.objects.filter(profile=profile)
+        .exclude(key__startswith="quarantine.")
+        .order_by("observed_at", "id")
     ):
         when = ts_key(obs.observed_at)
         if obs.key in times and times[obs.key] > when:
             continue
         times[obs.key] = when
         if obs.personal:
-            vault[obs.key] = open_sealed(subject_id=obs.origin_profile_id, field=f"trait:{obs.key}", blob=obs.sealed_value)
+            vault[obs.key] = open_sealed(
+                subject_id=obs.origin_profile_id, field=f"trait:{obs.key}", blob=obs.sealed_value
+            )
             attributes.pop(obs.key, None)
         else:
             attributes[obs.key] = obs.plain_value
@@ -695,9 +699,11 @@ def split_merge(*, absorbed_id: uuid.UUID, actor_id: str) -> UnmergeResult:
     while survivor.status == ProfileStatus.MERGED and survivor.merged_into_id:
         survivor = Profile.objects.select_for_update().get(id=survivor.merged_into_id)
     side = {restored.id}
-    live = list(MergeEvidence.objects.filter(undone_at__isnull=True).exclude(pk=evidence.pk).values_list(
-        "survivor_id", "absorbed_id"
-    ))
+    live = list(
+        MergeEvidence.objects.filter(undone_at__isnull=True)
+        .exclude(pk=evidence.pk)
+        .values_list("survivor_id", "absorbed_id")
+    )
     grew = True
     while grew:
         grew = False

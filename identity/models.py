@@ -64,6 +64,9 @@ class MergeEvidence(models.Model):
         indexes = [models.Index(fields=["survivor", "merged_at"]), models.Index(fields=["absorbed", "merged_at"])]
         ordering = ["merged_at", "id"]
 
+    def __str__(self) -> str:
+        return f"merge {self.absorbed_id} -> {self.survivor_id} ({self.rule})"
+
 
 class MergeRefusal(models.Model):
     """A merge the identifiers suggested but a rule refused (limits, exclusive ids, shared device)."""
@@ -79,6 +82,9 @@ class MergeRefusal(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["profile", "refused_at"])]
+
+    def __str__(self) -> str:
+        return f"refused {self.rule} ({self.id_type})"
 
 
 class TraitObservation(models.Model):
@@ -101,6 +107,9 @@ class TraitObservation(models.Model):
     class Meta:
         indexes = [models.Index(fields=["profile", "key", "observed_at"])]
 
+    def __str__(self) -> str:
+        return f"{self.key}@{self.observed_at:%Y-%m-%d}"
+
 
 class Suppression(models.Model):
     """An erased person's identifier: messages carrying it are dropped ("suppressed").
@@ -115,3 +124,6 @@ class Suppression(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["id_type", "blind_index"], name="suppression_type_bi_uniq")]
+
+    def __str__(self) -> str:
+        return f"suppressed {self.id_type}:{self.blind_index[:12]}"

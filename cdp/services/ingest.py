@@ -182,7 +182,9 @@ def _prepare_identifiers(raw: Any) -> list[PreparedId]:
             canonical = normalize_identifier(id_type, value)
         except NormalizationError as exc:
             raise Rejected(exc.code, exc.reason) from exc
-        prepared.append(PreparedId(spec=spec, value=canonical, blind_index=blind_index(id_type=id_type, value=canonical)))
+        prepared.append(
+            PreparedId(spec=spec, value=canonical, blind_index=blind_index(id_type=id_type, value=canonical))
+        )
     return prepared
 
 

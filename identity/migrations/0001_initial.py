@@ -5,101 +5,186 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('cdp', '0002_identity_provenance'),
+        ("cdp", "0002_identity_provenance"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Suppression',
+            name="Suppression",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('id_type', models.CharField(max_length=32)),
-                ('blind_index', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('reason', models.CharField(blank=True, default='erasure', max_length=40)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("id_type", models.CharField(max_length=32)),
+                ("blind_index", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("reason", models.CharField(blank=True, default="erasure", max_length=40)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('id_type', 'blind_index'), name='suppression_type_bi_uniq')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("id_type", "blind_index"), name="suppression_type_bi_uniq")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Identifier',
+            name="Identifier",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('id_type', models.CharField(max_length=32)),
-                ('blind_index', models.CharField(max_length=64)),
-                ('sealed_value', models.BinaryField()),
-                ('first_seen_at', models.DateTimeField()),
-                ('last_seen_at', models.DateTimeField()),
-                ('over_limit', models.BooleanField(default=False)),
-                ('linked_profiles', models.JSONField(blank=True, default=list)),
-                ('window_started_at', models.DateTimeField(blank=True, null=True)),
-                ('origin_profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='cdp.profile')),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='identifiers', to='cdp.profile')),
-                ('source', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='cdp.source')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("id_type", models.CharField(max_length=32)),
+                ("blind_index", models.CharField(max_length=64)),
+                ("sealed_value", models.BinaryField()),
+                ("first_seen_at", models.DateTimeField()),
+                ("last_seen_at", models.DateTimeField()),
+                ("over_limit", models.BooleanField(default=False)),
+                ("linked_profiles", models.JSONField(blank=True, default=list)),
+                ("window_started_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "origin_profile",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="cdp.profile"),
+                ),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="identifiers", to="cdp.profile"
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="cdp.source",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['profile', 'id_type'], name='identity_id_profile_6013a2_idx')],
-                'constraints': [models.UniqueConstraint(fields=('id_type', 'blind_index'), name='identifier_type_bi_uniq')],
+                "indexes": [models.Index(fields=["profile", "id_type"], name="identity_id_profile_6013a2_idx")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("id_type", "blind_index"), name="identifier_type_bi_uniq")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='MergeEvidence',
+            name="MergeEvidence",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rule', models.CharField(max_length=40)),
-                ('identifier_refs', models.JSONField(default=list, help_text='[{type, bi}] with bi a blind-index prefix')),
-                ('message_id', models.CharField(blank=True, default='', max_length=128)),
-                ('actor_id', models.CharField(blank=True, default='', max_length=100)),
-                ('merged_at', models.DateTimeField()),
-                ('undone_at', models.DateTimeField(blank=True, null=True)),
-                ('undone_by', models.CharField(blank=True, default='', max_length=100)),
-                ('absorbed', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='merges_lost', to='cdp.profile')),
-                ('source', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='cdp.source')),
-                ('survivor', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='merges_won', to='cdp.profile')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("rule", models.CharField(max_length=40)),
+                (
+                    "identifier_refs",
+                    models.JSONField(default=list, help_text="[{type, bi}] with bi a blind-index prefix"),
+                ),
+                ("message_id", models.CharField(blank=True, default="", max_length=128)),
+                ("actor_id", models.CharField(blank=True, default="", max_length=100)),
+                ("merged_at", models.DateTimeField()),
+                ("undone_at", models.DateTimeField(blank=True, null=True)),
+                ("undone_by", models.CharField(blank=True, default="", max_length=100)),
+                (
+                    "absorbed",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="merges_lost", to="cdp.profile"
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="cdp.source",
+                    ),
+                ),
+                (
+                    "survivor",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="merges_won", to="cdp.profile"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['merged_at', 'id'],
-                'indexes': [models.Index(fields=['survivor', 'merged_at'], name='identity_me_survivo_b7358b_idx'), models.Index(fields=['absorbed', 'merged_at'], name='identity_me_absorbe_2bf49a_idx')],
+                "ordering": ["merged_at", "id"],
+                "indexes": [
+                    models.Index(fields=["survivor", "merged_at"], name="identity_me_survivo_b7358b_idx"),
+                    models.Index(fields=["absorbed", "merged_at"], name="identity_me_absorbe_2bf49a_idx"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='MergeRefusal',
+            name="MergeRefusal",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rule', models.CharField(max_length=40)),
-                ('id_type', models.CharField(max_length=32)),
-                ('blind_index_ref', models.CharField(max_length=16)),
-                ('message_id', models.CharField(blank=True, default='', max_length=128)),
-                ('refused_at', models.DateTimeField()),
-                ('other_profile', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='cdp.profile')),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='cdp.profile')),
-                ('source', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='cdp.source')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("rule", models.CharField(max_length=40)),
+                ("id_type", models.CharField(max_length=32)),
+                ("blind_index_ref", models.CharField(max_length=16)),
+                ("message_id", models.CharField(blank=True, default="", max_length=128)),
+                ("refused_at", models.DateTimeField()),
+                (
+                    "other_profile",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="cdp.profile",
+                    ),
+                ),
+                (
+                    "profile",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="cdp.profile"),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="cdp.source",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['profile', 'refused_at'], name='identity_me_profile_ab2f4d_idx')],
+                "indexes": [models.Index(fields=["profile", "refused_at"], name="identity_me_profile_ab2f4d_idx")],
             },
         ),
         migrations.CreateModel(
-            name='TraitObservation',
+            name="TraitObservation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=64)),
-                ('personal', models.BooleanField(default=True)),
-                ('sealed_value', models.BinaryField(blank=True, null=True)),
-                ('plain_value', models.JSONField(blank=True, null=True)),
-                ('observed_at', models.DateTimeField()),
-                ('message_id', models.CharField(blank=True, default='', max_length=128)),
-                ('origin_profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='cdp.profile')),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='trait_observations', to='cdp.profile')),
-                ('source', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='cdp.source')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(max_length=64)),
+                ("personal", models.BooleanField(default=True)),
+                ("sealed_value", models.BinaryField(blank=True, null=True)),
+                ("plain_value", models.JSONField(blank=True, null=True)),
+                ("observed_at", models.DateTimeField()),
+                ("message_id", models.CharField(blank=True, default="", max_length=128)),
+                (
+                    "origin_profile",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="cdp.profile"),
+                ),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="trait_observations", to="cdp.profile"
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="cdp.source",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['profile', 'key', 'observed_at'], name='identity_tr_profile_1ea252_idx')],
+                "indexes": [
+                    models.Index(fields=["profile", "key", "observed_at"], name="identity_tr_profile_1ea252_idx")
+                ],
             },
         ),
     ]

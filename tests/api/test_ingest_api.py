@@ -105,8 +105,9 @@ def test_bad_message_is_rejected_alone_with_its_code(source_client, raw, code):
         ("no_key", 401, "not_authenticated"),
     ],
 )
-def test_bad_request_is_refused_whole_and_writes_nothing(case, status, code, source_client, make_client, settings,
-                                                         anon_client):
+def test_bad_request_is_refused_whole_and_writes_nothing(
+    case, status, code, source_client, make_client, settings, anon_client
+):
     client, body, content_type = source_client, json.dumps({"messages": [message()]}), "application/json"
     if case == "malformed_json":
         body = '{"messages": [ {"message_id": '

@@ -21,16 +21,37 @@ def merged(db):
     source = Source.objects.create(name="crm", channel="crm")
     actor = Actor(kind=ActorKind.API_KEY, actor_id="key:t", role=Role.SOURCE, source_id=source.pk)
     ts = "2026-01-0{}T00:00:00Z"
-    ingest_batch(actor=actor, messages=[
-        {"message_id": "1", "type": "identify", "timestamp": ts.format(1), "identifiers": {"email": "wang@example.cn"},
-         "traits": {"name": "王伟", "city": "Beijing"}},
-    ])
-    ingest_batch(actor=actor, messages=[
-        {"message_id": "2", "type": "track", "timestamp": ts.format(2), "identifiers": {"phone": "+8613711112222"},
-         "event": "purchase", "properties": {"amount": 99}},
-        {"message_id": "3", "type": "alias", "timestamp": ts.format(3),
-         "identifiers": {"email": "wang@example.cn", "phone": "13711112222"}},
-    ])
+    ingest_batch(
+        actor=actor,
+        messages=[
+            {
+                "message_id": "1",
+                "type": "identify",
+                "timestamp": ts.format(1),
+                "identifiers": {"email": "wang@example.cn"},
+                "traits": {"name": "王伟", "city": "Beijing"},
+            },
+        ],
+    )
+    ingest_batch(
+        actor=actor,
+        messages=[
+            {
+                "message_id": "2",
+                "type": "track",
+                "timestamp": ts.format(2),
+                "identifiers": {"phone": "+8613711112222"},
+                "event": "purchase",
+                "properties": {"amount": 99},
+            },
+            {
+                "message_id": "3",
+                "type": "alias",
+                "timestamp": ts.format(3),
+                "identifiers": {"email": "wang@example.cn", "phone": "13711112222"},
+            },
+        ],
+    )
     survivor = Profile.objects.get(status=ProfileStatus.ACTIVE)
     absorbed = Profile.objects.get(status=ProfileStatus.MERGED)
     return survivor, absorbed
@@ -45,7 +66,10 @@ def test_profile_360_needs_a_purpose_and_is_audited(make_client, merged):
     assert response.status_code == 200
     body = response.json()
     assert body["traits"] == {"name": "王伟"} and body["attributes"] == {"city": "Beijing"}
-    assert {i["type"]: i["value"] for i in body["identifiers"]} == {"email": "wang@example.cn", "phone": "+8613711112222"}
+    assert {i["type"]: i["value"] for i in body["identifiers"]} == {
+        "email": "wang@example.cn",
+        "phone": "+8613711112222",
+    }
     assert body["merges"][0]["rule"] == "alias" and body["journey_stage"] == "purchase"
     entry = AuditEntry.objects.get(action="profile.read")
     assert entry.subject_id == survivor.id and entry.purpose == "customer_service"

@@ -36,7 +36,10 @@ def test_concurrent_batches_for_one_person_end_in_one_profile():
         if i % 2:
             ids.reverse()
         batches.append(
-            [{"message_id": f"w{i}-{j}", "type": "identify", "timestamp": ts, "identifiers": x} for j, x in enumerate(ids)]
+            [
+                {"message_id": f"w{i}-{j}", "type": "identify", "timestamp": ts, "identifiers": x}
+                for j, x in enumerate(ids)
+            ]
         )
     barrier = threading.Barrier(workers)
     errors: list[BaseException] = []

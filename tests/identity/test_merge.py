@@ -82,3 +82,39 @@ def test_one_audit_entry_per_batch_with_counts_only(send):
     entry = AuditEntry.objects.get(action="ingest.batch")
     assert entry.details["accepted"] == 2 and entry.details["rejected"] == 1
     assert "example" not in str(entry.details)
+
+
+def test_personal_event_property_is_sealed_and_follows_a_merge(send):
+    from cdp.models import TraitDefinition
+    from cdp.services.profiles import event_properties
+
+    TraitDefinition.objects.create(key="delivery_note", kind="property", data_type="string", personal=True)
+    send(msg(ids={"email": "older@example.com"}, ts="2026-01-01T00:00:00Z"))  # the older profile survives
+    send(
+        msg(
+            "track",
+            ids={"phone": "13955556666"},
+            event="purchase",
+            properties={"amount": 5, "delivery_note": "放在门口"},
+            ts="2026-01-02T00:00:00Z",
+        )
+    )
+    event = Event.objects.get(name="purchase")
+    phone_profile = event.profile_id
+    assert event.properties == {"amount": 5.0} and "门口".encode() not in bytes(event.sealed_properties)
+    r = send(msg("alias", ids={"email": "older@example.com", "phone": "13955556666"}))
+    assert r.merges == 1
+    event.refresh_from_db()
+    survivor = active_profiles().get()
+    assert event.profile_id == survivor.id != phone_profile
+    assert event_properties(event) == {"amount": 5.0, "delivery_note": "放在门口"}
+
+
+def test_unknown_traits_can_be_quarantined_instead_of_rejected(send, settings):
+    settings.CDP_INGEST_UNKNOWN_KEYS = "quarantine"
+    r = send(msg(ids={"email": "q@example.com"}, traits={"name": "Q", "favourite_colour": "blue"}))
+    assert r.results[0].status == "accepted"
+    profile = active_profiles().get()
+    assert vault(profile) == {"name": "Q"}
+    quarantined = TraitObservation.objects.get(key="quarantine.favourite_colour")
+    assert quarantined.personal and quarantined.plain_value is None and b"blue" not in bytes(quarantined.sealed_value)

@@ -36,8 +36,10 @@ def test_resolution_quality_on_the_generator():
     counts = ingest_records(data.records, batch_size=200)
     assert counts.get("rejected", 0) == 0, counts
     quality = resolution_quality(data)
-    print(f"\nresolution quality on {quality['records']} records of {quality['persons']} persons: "
-          f"precision {quality['precision']:.3f}, recall {quality['recall']:.3f}, {quality['profiles']} profiles")
+    print(
+        f"\nresolution quality on {quality['records']} records of {quality['persons']} persons: "
+        f"precision {quality['precision']:.3f}, recall {quality['recall']:.3f}, {quality['profiles']} profiles"
+    )
     assert quality["records"] == len(data.records)
     assert quality["precision"] >= 0.97
     # Recall is capped by the data: anonymous visits that never log in share no identifier with

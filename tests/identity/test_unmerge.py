@@ -31,8 +31,14 @@ def test_unmerge_after_later_messages_restores_both_sides(send, make_actor):
     assert bert.status == ProfileStatus.MERGED and bert.merged_into_id == anna.id
     # Later messages: Bert's phone with a new cookie and a trait, Anna's email with a purchase.
     send(
-        msg("track", ids={"phone": "13900001111", "cookie_id": "ck-bert"}, event="purchase",
-            properties={"amount": 10}, traits={"name": "Bert B."}, ts="2026-01-04T00:00:00Z")
+        msg(
+            "track",
+            ids={"phone": "13900001111", "cookie_id": "ck-bert"},
+            event="purchase",
+            properties={"amount": 10},
+            traits={"name": "Bert B."},
+            ts="2026-01-04T00:00:00Z",
+        )
     )
     send(msg("track", ids={"email": "anna@example.com"}, event="page_view", ts="2026-01-05T00:00:00Z"))
     assert vault(anna) == {"name": "Bert B."}  # newest wins while merged: the harm a wrong merge does

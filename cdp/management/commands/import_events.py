@@ -50,12 +50,23 @@ class Command(BaseCommand):
         parser.add_argument("file", help="a .jsonl/.ndjson or .csv file")
         parser.add_argument("--source", required=True, help="name of an existing source (its channel is the default)")
         parser.add_argument("--format", choices=["jsonl", "csv"], help="default: from the file extension")
-        parser.add_argument("--batch-size", type=int, default=500, help="messages per batch (max CDP_INGEST_MAX_MESSAGES)")
+        parser.add_argument(
+            "--batch-size", type=int, default=500, help="messages per batch (max CDP_INGEST_MAX_MESSAGES)"
+        )
         parser.add_argument("--restart", action="store_true", help="ignore the checkpoint and start from line 1")
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    def handle(self, *args, file: str, source: str, format: str | None, batch_size: int, restart: bool,
-               no_progress: bool, **options):
+    def handle(
+        self,
+        *args,
+        file: str,
+        source: str,
+        format: str | None,
+        batch_size: int,
+        restart: bool,
+        no_progress: bool,
+        **options,
+    ):
         path = Path(file)
         if not path.is_file():
             raise CommandError(f"no such file: {path}")

@@ -100,8 +100,10 @@ def main() -> None:
                 )
             )
         print(f"cleanup: deleting {len(doomed)} benchmark profiles")
-        # Merged profiles point at their survivors (PROTECT): delete the absorbed ones first.
-        Profile.objects.filter(merged_into__in=doomed).delete()
+        # Merged profiles point at their survivors (PROTECT): unlink, then delete both.
+        absorbed = list(Profile.objects.filter(merged_into__in=doomed).values_list("id", flat=True))
+        Profile.objects.filter(id__in=absorbed).update(merged_into=None)
+        Profile.objects.filter(id__in=absorbed).delete()
         Profile.objects.filter(id__in=doomed).delete()
 
 

@@ -589,6 +589,10 @@ def move_rows_bulk(mapping: dict[uuid.UUID, uuid.UUID]) -> None:
         event.sealed_properties = seal(subject_id=mapping[event.profile_id], field="properties", value=value)
         resealed.append(event)
     Event.objects.bulk_update(resealed, ["sealed_properties"], batch_size=500)
+    # Profiles merged into an absorbed one earlier point straight at its survivor (flat chains).
+    pointing = list(Profile.objects.filter(merged_into_id__in=list(mapping)).values_list("id", "merged_into_id"))
+    for pid, absorbed in pointing:
+        Profile.objects.filter(id=pid).update(merged_into_id=mapping[absorbed])
     for model in (Identifier, TraitObservation, Event):
         if connection.vendor == "postgresql":
             table = model._meta.db_table

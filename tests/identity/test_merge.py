@@ -118,3 +118,14 @@ def test_unknown_traits_can_be_quarantined_instead_of_rejected(send, settings):
     assert vault(profile) == {"name": "Q"}
     quarantined = TraitObservation.objects.get(key="quarantine.favourite_colour")
     assert quarantined.personal and quarantined.plain_value is None and b"blue" not in bytes(quarantined.sealed_value)
+
+
+def test_merge_chains_stay_flat(send):
+    send(msg(ids={"email": "one@example.com"}, ts="2026-01-01T00:00:00Z"))
+    send(msg(ids={"phone": "13711110001"}))
+    send(msg(ids={"loyalty_id": "LX1"}))
+    send(msg("alias", ids={"phone": "13711110001", "loyalty_id": "LX1"}))  # loyalty's profile into phone's
+    send(msg("alias", ids={"email": "one@example.com", "phone": "13711110001"}))  # phone's into email's
+    survivor = active_profiles().get()
+    merged = Profile.objects.filter(status=ProfileStatus.MERGED)
+    assert merged.count() == 2 and set(merged.values_list("merged_into_id", flat=True)) == {survivor.id}

@@ -100,12 +100,15 @@ def main() -> None:
                 )
             )
         print(f"cleanup: deleting {len(doomed)} benchmark profiles")
-        # Merged profiles point at their survivors (PROTECT): unlink, then delete both.
-        absorbed = list(Profile.objects.filter(merged_into__in=doomed).values_list("id", flat=True))
-        Profile.objects.filter(id__in=absorbed).update(merged_into=None)
-        Profile.objects.filter(id__in=absorbed).delete()
-        Profile.objects.filter(id__in=doomed).delete()
-
+        # Merged profiles point at their survivors (PROTECT): unlink the whole tree, then delete.
+        tree = set(doomed)
+        while True:
+            more = set(Profile.objects.filter(merged_into__in=tree).exclude(id__in=tree).values_list("id", flat=True))
+            if not more:
+                break
+            tree |= more
+        Profile.objects.filter(id__in=tree).update(merged_into=None)
+        Profile.objects.filter(id__in=tree).delete()
 
 if __name__ == "__main__":
     main()

@@ -110,5 +110,6 @@ def main() -> None:
         Profile.objects.filter(id__in=tree).update(merged_into=None)
         Profile.objects.filter(id__in=tree).delete()
 
+
 if __name__ == "__main__":
     main()

@@ -208,7 +208,15 @@ class BatchResolver:
         return False
 
     def is_suppressed(self, message: PreparedMessage) -> bool:
-        return any(i.key in self.suppressed for i in message.ids)
+        """Suppressed: an identifier is on the suppression list, or still points to an erased
+        profile (whose data key is shredded: nothing may be added to it)."""
+        if any(i.key in self.suppressed for i in message.ids):
+            return True
+        return any(
+            self.profiles[self.root(self.ids[i.key].profile_id)].status == ProfileStatus.ERASED
+            for i in message.ids
+            if i.key in self.ids
+        )
 
     # ---- resolution ----------------------------------------------------------------------
     def _identified(self, pid: uuid.UUID) -> bool:

@@ -130,3 +130,12 @@ def test_idempotent_per_source_and_message_id(send):
     from cdp.models import Event
 
     assert Event.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_identifier_of_an_erased_profile_is_suppressed(send):
+    send(msg(ids={"email": "erased@example.com"}))
+    Profile.objects.update(status=ProfileStatus.ERASED)
+    r = send(msg(ids={"email": "erased@example.com", "phone": "13722223333"}))
+    assert r.results[0].status == "suppressed"
+    assert Identifier.objects.count() == 1

@@ -129,3 +129,17 @@ def test_merge_chains_stay_flat(send):
     survivor = active_profiles().get()
     merged = Profile.objects.filter(status=ProfileStatus.MERGED)
     assert merged.count() == 2 and set(merged.values_list("merged_into_id", flat=True)) == {survivor.id}
+
+
+def test_a_crash_mid_batch_writes_nothing(send, monkeypatch):
+    import cdp.services.ingest as ingest
+
+    def boom(**kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(ingest, "audit_record", boom)  # fails after every row was written
+    with pytest.raises(RuntimeError):
+        send(msg(ids={"email": "crash@example.com"}, traits={"name": "C"}))
+    assert not Profile.objects.exists() and not Event.objects.exists() and not Identifier.objects.exists()
+    monkeypatch.undo()
+    assert send(msg(ids={"email": "crash@example.com"})).results[0].status == "accepted"

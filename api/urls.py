@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from api.views import audit, consent, system
+from api.views import audit, consent, ingest, profiles, system
 
 app_name = "api"
 
@@ -27,6 +27,11 @@ urlpatterns = [
     path("audit/checkpoints", audit.AuditCheckpointListView.as_view(), name="audit-checkpoints"),
     path("audit/public-key", audit.AuditPublicKeyView.as_view(), name="audit-public-key"),
     path("records-of-processing", audit.RecordsOfProcessingView.as_view(), name="records-of-processing"),
+    path("ingest", ingest.IngestView.as_view(), name="ingest"),
+    path("profiles/lookup", profiles.ProfileLookupView.as_view(), name="profile-lookup"),
+    path("profiles/<uuid:profile_id>", profiles.ProfileDetailView.as_view(), name="profile-detail"),
+    path("profiles/<uuid:profile_id>/events", profiles.ProfileEventsView.as_view(), name="profile-events"),
+    path("profiles/<uuid:profile_id>/unmerge", profiles.ProfileUnmergeView.as_view(), name="profile-unmerge"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

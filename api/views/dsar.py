@@ -17,7 +17,7 @@ from api.errors import Conflict
 from api.permissions import role_required
 from api.views.base import request_actor
 from cdp.actor import Role
-from privacy.dsar.models import DataSubjectRequest, DsarChannel, DsarJurisdiction, DsarStatus, DsarType
+from privacy.dsar.models import DataSubjectRequest, DsarChannel, DsarJurisdiction, DsarPackage, DsarStatus, DsarType
 from privacy.dsar.package import PackageUnavailable, dsar_package_download
 from privacy.dsar.rectify import RectificationError
 from privacy.dsar.services import (
@@ -64,6 +64,7 @@ class DsarSerializer(serializers.ModelSerializer):
             "options",
             "result",
             "completed_at",
+            "package_available",
         ]
 
     def get_days_left(self, obj: DataSubjectRequest) -> int:
@@ -73,8 +74,7 @@ class DsarSerializer(serializers.ModelSerializer):
         return obj.is_open and obj.due_at <= timezone.now()
 
     def get_package_available(self, obj: DataSubjectRequest) -> bool:
-        package = getattr(obj, "package", None) if hasattr(obj, "package") else None
-        return bool(package and package.blob is not None and package.expires_at > timezone.now())
+        return DsarPackage.objects.filter(request=obj, blob__isnull=False, expires_at__gt=timezone.now()).exists()
 
 
 class IdentifierSerializer(serializers.Serializer):

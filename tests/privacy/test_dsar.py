@@ -3,7 +3,6 @@ deadlines. Data goes in through the real ingestion pipeline (`cdp.services.inges
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import io
@@ -93,7 +92,7 @@ def unzip(body: bytes) -> dict[str, bytes]:
 
 
 def test_subject_is_resolved_by_blind_index_only(people):
-    anna, bob = people
+    anna, _bob = people
     assert dsar_resolve_subject(id_type="email", value=" Anna.Schmidt@EXAMPLE.de ") == anna
     assert dsar_resolve_subject(id_type="phone", value="+4915123456789") == anna
     with pytest.raises(DsarError):

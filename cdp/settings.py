@@ -254,3 +254,4 @@ CDP_RETENTION_EVENT_CATEGORY = env.str("CDP_RETENTION_EVENT_CATEGORY", default="
 CELERY_BEAT_SCHEDULE["dsar-deadlines"] = {"task": "privacy.dsar_deadlines", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["dsar-packages-expire"] = {"task": "privacy.dsar_packages_expire", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["retention-purge"] = {"task": "privacy.retention_purge", "schedule": 24 * 3600.0}
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["DsarChannelEnum"] = "privacy.dsar.models.DsarChannel"

@@ -132,3 +132,23 @@ def test_queue_filters_and_bad_input(person, make_client):
     assert officer.post("/api/v1/dsar", {"type": "access"}, format="json").status_code == 400
     assert make_client(Role.MARKETING).get("/api/v1/dsar").status_code == 403
     assert officer.get("/api/v1/dsar/999999").status_code == 404
+
+
+def test_compliance_page_shows_the_queue_with_overdue_highlighted(person, client):
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user("officer", password="a-long-password-1", is_staff=True)
+    client.force_login(user)
+    overdue = dsar_create(
+        actor=SYSTEM,
+        subject_id=person.id,
+        request_type="erasure",
+        jurisdiction="gdpr",
+        channel="staff",
+        received_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    dsar_create(actor=SYSTEM, subject_id=person.id, request_type="access", jurisdiction="pipl", channel="api")
+    page = client.get("/compliance/").content.decode()
+    assert "Data-subject requests" in page
+    assert page.count('class="overdue bad"') == 1 and f"<td>{overdue.pk}</td>" in page
+    assert "王小明" not in page

@@ -2,5 +2,6 @@
 
 from privacy.audit.models import AuditEntry
 from privacy.crypto.models import SubjectKey
+from privacy.dp.models import BudgetAccount, BudgetCharge, DpRelease
 
-__all__ = ["AuditEntry", "SubjectKey"]
+__all__ = ["AuditEntry", "BudgetAccount", "BudgetCharge", "DpRelease", "SubjectKey"]

@@ -52,17 +52,19 @@ class BudgetAccountSerializer(serializers.Serializer):
     remaining = serializers.FloatField()
 
 
-class BudgetSerializer(serializers.Serializer):
-    dataset = serializers.CharField()
-    period_start = serializers.DateField()
-    period_end = serializers.DateField()
-    analyst = BudgetAccountSerializer()
-    global_ = BudgetAccountSerializer(source="global")
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["global"] = fields.pop("global_")
-        return fields
+# "global" is a Python keyword, hence the functional form.
+BudgetSerializer = type(
+    "BudgetSerializer",
+    (serializers.Serializer,),
+    {
+        "__doc__": "Epsilon limit, spent and remaining for the caller (analyst) and the dataset (global).",
+        "dataset": serializers.CharField(),
+        "period_start": serializers.DateField(),
+        "period_end": serializers.DateField(),
+        "analyst": BudgetAccountSerializer(),
+        "global": BudgetAccountSerializer(),
+    },
+)
 
 
 class DpReleaseSerializer(serializers.Serializer):

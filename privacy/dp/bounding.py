@@ -109,15 +109,18 @@ def _keyed(spec: QuerySpec, rows: list[tuple], n_values: int) -> dict[tuple, lis
     return out
 
 
-def people_sensitivity(spec: QuerySpec) -> int:
-    """L1 sensitivity of a person count: 1 unless event-level dimensions spread a person."""
-    event_dims = [d for d in spec.group_by if d.level == "event"]
-    if not event_dims:
-        return 1
+def _event_combos(spec: QuerySpec) -> int:
     combos = 1
-    for d in event_dims:
-        combos *= len(d.domain)
-    return min(spec.k, combos)
+    for d in spec.group_by:
+        if d.level == "event":
+            combos *= len(d.domain)
+    return combos
+
+
+def people_sensitivity(spec: QuerySpec) -> int:
+    """L1 sensitivity of a person count: the number of released groups one person can reach,
+    min(k, size of the event-level domain); 1 when all dimensions are person-level."""
+    return min(spec.k, _event_combos(spec))
 
 
 def uses_events(spec: QuerySpec) -> bool:
@@ -138,6 +141,14 @@ def exact_people(spec: QuerySpec) -> dict[tuple, list[float]]:
         return _keyed(spec, rows, 1)
     inner, params = _inner(spec, [spec.event] if spec.event else None)
     dcols = _dim_cols(spec)
+    if people_sensitivity(spec) == _event_combos(spec):
+        # A person can reach at most every key of the event-level domain (one key when all
+        # dimensions are person-level) and k allows that many: counting distinct people per
+        # group is already bounded by the sensitivity, so no ranking is needed.
+        sql = f"SELECT {', '.join([*dcols, 'COUNT(DISTINCT pid)'])} FROM ({inner}) b"
+        if dcols:
+            sql += f" GROUP BY {', '.join(dcols)}"
+        return _keyed(spec, _run(sql, params), 1)
     group = ", ".join(["pid", *dcols])
     pairs = f"SELECT {group}, MAX(ts) AS ts FROM ({inner}) b GROUP BY {group}"
     order = ", ".join(["p.ts DESC", *[f"p.{c}" for c in dcols]])

@@ -98,3 +98,9 @@ def test_exhausted_budget_is_a_clear_403(data, make_client):
     error = response.json()["error"]
     assert error["code"] == "budget_exhausted" and error["details"]["scope"] == "analyst"
     assert DpRelease.objects.count() == 1
+
+
+def test_budget_for_unknown_dataset_is_400(db, make_client):
+    response = make_client("analyst").get("/api/v1/analytics/budget?dataset=nope")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["path"] == "$.dataset"

@@ -136,3 +136,32 @@ def test_fifty_concurrent_requests_release_at_most_ten(make_actor):
     assert outcomes.count("ok") == 10
     assert DpRelease.objects.count() == 10
     assert spent("analyst", "key:race") == Decimal("1.0") == spent("dataset") / 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@override_settings(CDP_DP_ANALYST_EPSILON=1.0, CDP_DP_DATASET_EPSILON=100.0)
+def test_concurrent_identical_specs_are_charged_once(make_actor):
+    dp_registry()
+    EventFactory(profile=ProfileFactory(), name="page_view")
+    actor = make_actor("analyst", actor_id="key:same")
+    results: list = []
+    barrier = threading.Barrier(10)
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            results.append(dp_query_release(actor=actor, spec=spec(1, eps=0.3)))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 10
+    assert len({r.release_id for r in results}) == 1
+    assert all(r.result == results[0].result for r in results)  # everyone sees the same noise
+    assert sum(r.epsilon_charged for r in results) == pytest.approx(0.3)
+    assert spent("analyst", "key:same") == Decimal("0.3")

@@ -148,3 +148,26 @@ def test_release_response_and_audit_hold_no_exact_value(shop, make_actor):
     for blob in (json.dumps(stored.result), json.dumps(entry.details)):
         assert str(exact_sum) not in blob and str(int(exact_sum * 100)) not in blob
     assert released.result["rows"][0]["values"]["sum"]["error_95"] > 0
+
+
+def test_privacy_leak_warning_is_an_error():
+    import warnings
+
+    from diffprivlib.utils import PrivacyLeakWarning
+
+    from privacy.dp.mechanisms import PrivacyLeakError, strict_privacy
+
+    with pytest.raises(PrivacyLeakError), strict_privacy():
+        warnings.warn("bounds were not given", PrivacyLeakWarning, stacklevel=1)
+
+
+def test_no_exact_value_in_logs(shop, make_actor, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    spec = {"metric": "count_events", "epsilon": 0.2, "event": "purchase", "group_by": ["channel"]}
+    released = dp_query_release(actor=make_actor("analyst", actor_id="key:logs"), spec=spec)
+    assert released.result["rows"]
+    assert "exact" not in caplog.text.lower()
+    for record in caplog.records:
+        assert "purchase" not in record.getMessage() or "dp" not in record.name

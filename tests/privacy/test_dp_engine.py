@@ -171,3 +171,26 @@ def test_no_exact_value_in_logs(shop, make_actor, caplog):
     assert "exact" not in caplog.text.lower()
     for record in caplog.records:
         assert "purchase" not in record.getMessage() or "dp" not in record.name
+
+
+def test_exact_histograms(shop):
+    labels, got = bounding.exact_histogram(
+        spec_parse({"metric": "histogram", "epsilon": 1, "event": "purchase", "value": "amount", "bins": 5})
+    )
+    assert labels[0] == "[0, 1000)" and labels[-1] == "[4000, 5000]"
+    assert got[()] == [2.0, 0.0, 0.0, 0.0, 1.0]  # 99999 is clamped into the last bin
+    labels, got = bounding.exact_histogram(
+        spec_parse({"metric": "histogram", "epsilon": 1, "event": "purchase", "value": "product_category"})
+    )
+    assert labels == ["apparel", "beauty"] and got[()] == [1.0, 1.0]
+
+
+def test_quantile_is_close_on_enough_data(db):
+    dp_registry()
+    src = SourceFactory(name="q")
+    people = [ProfileFactory() for _ in range(400)]
+    for i, p in enumerate(people):
+        EventFactory(profile=p, source=src, name="purchase", occurred_at=at(1), properties={"amount": i * 10})
+    spec = spec_parse({"metric": "quantile", "epsilon": 1, "event": "purchase", "value": "amount", "q": 0.5})
+    value = dp_compute(spec, random_state=np.random.RandomState(5))["rows"][0]["values"]["quantile"]["value"]
+    assert 1700 <= value <= 2300  # true median 1995; bounds [0, 5000]

@@ -87,7 +87,12 @@ def heavy(db):
 
 HEAVY_CASES = [
     ({"metric": "count", "epsilon": 1, "event": "purchase"}, 0, 1),
-    ({"metric": "count", "epsilon": 1, "event": "purchase", "group_by": ["channel"]}, 0, 3),
+    ({"metric": "count", "epsilon": 1, "event": "purchase", "group_by": ["channel"]}, 0, 8),  # min(k, 8 channels)
+    (  # k below the domain size: the ranked path keeps the whale in 2 of its 3 channels
+        {"metric": "count", "epsilon": 1, "event": "purchase", "group_by": ["channel"], "max_rows_per_person": 2},
+        0,
+        2,
+    ),
     ({"metric": "count_events", "epsilon": 1, "event": "purchase"}, 0, 10),
     ({"metric": "count_events", "epsilon": 1, "event": "purchase", "group_by": ["channel"]}, 0, 10),
     ({"metric": "sum", "epsilon": 1, "event": "purchase", "value": "amount"}, 1, 10 * 5000 * 100),
@@ -112,3 +117,5 @@ def test_a_person_with_10000_events_moves_the_answer_by_at_most_the_bound(heavy)
         keys = set(with_whale) | set(without)
         l1 = sum(abs(with_whale.get(k, [0, 0])[column] - without.get(k, [0, 0])[column]) for k in keys)
         assert 0 < l1 <= bound, (spec, l1)
+        declared = bounding.people_sensitivity(parsed) if spec["metric"] == "count" else None
+        assert declared is None or declared == bound

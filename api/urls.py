@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from api.views import audit, consent, system
+from api.views import analytics, audit, consent, system
 
 app_name = "api"
 
@@ -27,6 +27,8 @@ urlpatterns = [
     path("audit/checkpoints", audit.AuditCheckpointListView.as_view(), name="audit-checkpoints"),
     path("audit/public-key", audit.AuditPublicKeyView.as_view(), name="audit-public-key"),
     path("records-of-processing", audit.RecordsOfProcessingView.as_view(), name="records-of-processing"),
+    path("analytics/query", analytics.AnalyticsQueryView.as_view(), name="analytics-query"),
+    path("analytics/budget", analytics.AnalyticsBudgetView.as_view(), name="analytics-budget"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

@@ -113,10 +113,18 @@ def seed_demo_keys(**_: object) -> str:
     return f"API keys for each role written to {path}"
 
 
+def seed_customers(**kwargs: object) -> str:
+    """Synthetic customers through the real ingestion pipeline (cdp.synthetic)."""
+    from cdp.synthetic import seed_customers as run
+
+    return run(**kwargs)  # type: ignore[arg-type]
+
+
 DEMO_STEPS: list[tuple[str, DemoStep]] = [
     ("sources", seed_sources),
     ("trait registry", seed_traits),
     ("api keys", seed_demo_keys),
+    ("customers", seed_customers),
 ]
 
 from consent.demo import seed_consent_purposes, seed_demo_consents  # noqa: E402 - appended by the consent area

@@ -67,6 +67,8 @@ class Profile(models.Model):
     journey_stage = models.CharField(max_length=16, choices=JourneyStage.choices, blank=True, default="")
     first_seen_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # When each trait's current value was observed (ISO strings): "newest value wins" needs it.
+    trait_observed_at = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -101,6 +103,9 @@ class Event(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     properties = models.JSONField(default=dict, blank=True)
     sealed_properties = models.BinaryField(null=True, blank=True)
+    # The profile the message's identifiers pointed to when it arrived (identity provenance):
+    # unmerge moves the event back there. Null for events written before provenance existed.
+    origin_profile = models.ForeignKey(Profile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "message_id"], name="event_source_message_uniq")]

@@ -204,6 +204,20 @@ CDP_INGEST_MAX_BYTES = env.int("CDP_INGEST_MAX_BYTES", default=1024 * 1024)
 CDP_DATA_KEY_CACHE_SIZE = env.int("CDP_DATA_KEY_CACHE_SIZE", default=4096)
 # Dotted path to a factory(KeyMaterial) -> Kms for a cloud KMS or HSM; empty: LocalKms (docs/security.md).
 CDP_KMS_FACTORY = env.str("CDP_KMS_FACTORY", default="")
+# Identity resolution (docs/identity.md): junk identifier values refused with a reason; per-type
+# overrides of the identifier registry (identity/registry.py), e.g. {"email": {"max_per_profile": 5}};
+# what happens to traits/properties missing from the registry: "reject" the message or "quarantine"
+# them (sealed, kept out of the profile).
+CDP_JUNK_IDENTIFIERS = env.list(
+    "CDP_JUNK_IDENTIFIERS",
+    default=["null", "undefined", "none", "nil", "nan", "0", "-1", "anonymous", "unknown", "test", "n/a", ""],
+)
+CDP_IDENTIFIER_TYPES: dict[str, dict] = {}
+CDP_INGEST_UNKNOWN_KEYS = env.str("CDP_INGEST_UNKNOWN_KEYS", default="reject")
+if CDP_INGEST_UNKNOWN_KEYS not in {"reject", "quarantine"}:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("CDP_INGEST_UNKNOWN_KEYS must be 'reject' or 'quarantine'")
 
 LOGGING = {
     "version": 1,

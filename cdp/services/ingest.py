@@ -1,0 +1,345 @@
+"""Ingestion: validate a batch of messages, resolve identities, seal traits, store events, audit.
+
+Why validate-all-then-write: one bad message must never reject its neighbours nor half-write.
+Every message is first checked in memory (shape, type, identifiers normalised and blind-indexed,
+traits and properties against the registry); only the valid ones reach the database, and they
+are written by one `BatchResolver` inside one transaction that ends with one `ingest.batch`
+audit entry (plus one `profile.merge` per merge). A crash mid-batch therefore loses nothing
+that was acknowledged: either the batch committed or the client retries it, and idempotency by
+(source, message_id) makes the retry safe.
+
+Message types are a dispatch table (`MESSAGE_TYPES`): a new type adds one preparer function.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import OperationalError, transaction
+from django.utils.dateparse import parse_date, parse_datetime
+
+from cdp.actor import Actor, PermissionDenied, Role
+from cdp.models import Channel, Source, TraitDefinition
+from identity.graph import BatchResolver, PreparedId, PreparedMessage, Trait
+from identity.normalize import NormalizationError, normalize_identifier
+from identity.registry import identifier_types
+from privacy.audit import AuditAction, audit_record
+from privacy.crypto import blind_index
+
+MAX_STRING = 1024
+MAX_NAME = 128
+
+
+class Rejected(Exception):
+    """A message that cannot be accepted; code and reason never contain its values."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class MessageResult:
+    index: int
+    message_id: str
+    status: str  # accepted | duplicate | suppressed | rejected
+    code: str = ""
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"index": self.index, "message_id": self.message_id, "status": self.status}
+        if self.code:
+            body["code"], body["reason"] = self.code, self.reason
+        return body
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    results: list[MessageResult]
+    merges: int = 0
+    refusals: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def rejections_by_code(self) -> Counter:
+        return Counter(r.code for r in self.results if r.status == "rejected")
+
+
+@dataclass
+class Registry:
+    """The trait registry, read once per batch."""
+
+    traits: dict[str, TraitDefinition]
+    properties: dict[str, TraitDefinition]
+
+    @classmethod
+    def load(cls) -> Registry:
+        traits, properties = {}, {}
+        for definition in TraitDefinition.objects.all():
+            (traits if definition.kind == TraitDefinition.Kind.TRAIT else properties)[definition.key] = definition
+        return cls(traits=traits, properties=properties)
+
+
+# ---- validation ----------------------------------------------------------------------------
+
+
+def _check_value(definition: TraitDefinition, value: Any) -> Any:
+    """Return the value in its stored form, or raise Rejected (the reason names the key only)."""
+    kind, key = definition.data_type, definition.key
+    bad = Rejected("invalid_value", f"'{key}' is not a valid {kind}")
+    if value is None:
+        raise bad
+    if kind == TraitDefinition.DataType.STRING:
+        if not isinstance(value, str) or len(value) > MAX_STRING:
+            raise bad
+        return value.strip()
+    if kind == TraitDefinition.DataType.BOOLEAN:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if kind in (TraitDefinition.DataType.INTEGER, TraitDefinition.DataType.DECIMAL):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise bad
+        if kind == TraitDefinition.DataType.INTEGER and int(value) != value:
+            raise bad
+        number = int(value) if kind == TraitDefinition.DataType.INTEGER else float(value)
+        low, high = definition.lower_bound, definition.upper_bound
+        if low is not None and not (low <= number <= high):
+            raise Rejected("out_of_bounds", f"'{key}' is outside its declared bounds")
+        return number
+    if kind == TraitDefinition.DataType.DATE:
+        parsed = parse_date(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise bad
+        return parsed.isoformat()
+    if kind == TraitDefinition.DataType.ENUM:
+        text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+        if text is None or text not in [str(v) for v in definition.enum_values]:
+            raise Rejected("invalid_value", f"'{key}' is not one of its declared values")
+        return text
+    raise bad
+
+
+def _unknown_policy() -> str:
+    return getattr(settings, "CDP_INGEST_UNKNOWN_KEYS", "reject")
+
+
+def _prepare_traits(raw: Any, registry: Registry) -> list[Trait]:
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        raise Rejected("invalid_traits", "traits must be an object")
+    traits = []
+    for key, value in raw.items():
+        definition = registry.traits.get(key)
+        if definition is None:
+            if _unknown_policy() == "quarantine" and isinstance(key, str) and len(key) <= 64:
+                traits.append(Trait(key=key, value=value, personal=True, quarantined=True))
+                continue
+            raise Rejected("unknown_trait", f"trait '{str(key)[:64]}' is not in the trait registry")
+        traits.append(Trait(key=key, value=_check_value(definition, value), personal=definition.personal))
+    return traits
+
+
+def _prepare_properties(raw: Any, registry: Registry) -> tuple[dict[str, Any], dict[str, Any]]:
+    if raw is None:
+        return {}, {}
+    if not isinstance(raw, dict):
+        raise Rejected("invalid_properties", "properties must be an object")
+    plain: dict[str, Any] = {}
+    sealed: dict[str, Any] = {}
+    for key, value in raw.items():
+        definition = registry.properties.get(key)
+        if definition is None:
+            if _unknown_policy() == "quarantine" and isinstance(key, str) and len(key) <= 64:
+                sealed.setdefault("_quarantine", {})[key] = value
+                continue
+            raise Rejected("unknown_property", f"property '{str(key)[:64]}' is not in the registry")
+        checked = _check_value(definition, value)
+        (sealed if definition.personal else plain)[key] = checked
+    return plain, sealed
+
+
+def _prepare_identifiers(raw: Any) -> list[PreparedId]:
+    if not isinstance(raw, dict) or not raw:
+        raise Rejected("missing_identifiers", "identifiers must be a non-empty object of type: value")
+    types = identifier_types()
+    prepared = []
+    for id_type, value in raw.items():
+        spec = types.get(id_type)
+        if spec is None:
+            raise Rejected("unknown_identifier_type", f"identifier type '{str(id_type)[:40]}' is not registered")
+        try:
+            canonical = normalize_identifier(id_type, value)
+        except NormalizationError as exc:
+            raise Rejected(exc.code, exc.reason) from exc
+        prepared.append(
+            PreparedId(spec=spec, value=canonical, blind_index=blind_index(id_type=id_type, value=canonical))
+        )
+    return prepared
+
+
+def _prepare_identify(message: PreparedMessage, raw: dict, registry: Registry) -> None:
+    message.traits = _prepare_traits(raw.get("traits"), registry)
+
+
+def _prepare_track(message: PreparedMessage, raw: dict, registry: Registry) -> None:
+    name = raw.get("event")
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
+        raise Rejected("missing_event", "a track message needs an event name (1-128 characters)")
+    message.name = name.strip()
+    message.properties, message.sealed_properties = _prepare_properties(raw.get("properties"), registry)
+    message.traits = _prepare_traits(raw.get("traits"), registry)
+
+
+def _prepare_alias(message: PreparedMessage, raw: dict, registry: Registry) -> None:
+    if len(message.ids) < 2:
+        raise Rejected("alias_needs_two", "an alias message names at least two identifiers")
+
+
+Preparer = Callable[[PreparedMessage, dict, Registry], None]
+# The message-type dispatch table. `consent` is wired by the consent area.
+MESSAGE_TYPES: dict[str, Preparer] = {
+    "identify": _prepare_identify,
+    "track": _prepare_track,
+    "alias": _prepare_alias,
+}
+
+
+def _parse_timestamp(raw: Any) -> datetime:
+    parsed = parse_datetime(raw) if isinstance(raw, str) else None
+    if parsed is None:
+        raise Rejected("invalid_timestamp", "timestamp must be an ISO 8601 date-time")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def prepare_message(index: int, raw: Any, *, source: Source, registry: Registry) -> PreparedMessage:
+    """Validate and canonicalise one raw message, or raise Rejected. Pure: touches no rows."""
+    if not isinstance(raw, dict):
+        raise Rejected("invalid_message", "each message must be a JSON object")
+    message_id = raw.get("message_id")
+    if not isinstance(message_id, str) or not message_id.strip() or len(message_id) > 128:
+        raise Rejected("missing_message_id", "message_id is required (a string of 1-128 characters)")
+    message_type = raw.get("type")
+    preparer = MESSAGE_TYPES.get(message_type) if isinstance(message_type, str) else None
+    if preparer is None:
+        raise Rejected("unknown_type", f"type must be one of: {', '.join(sorted(MESSAGE_TYPES))}")
+    if "timestamp" not in raw:
+        raise Rejected("missing_timestamp", "timestamp is required")
+    channel = raw.get("channel") or source.channel
+    if channel not in Channel.values:
+        raise Rejected("invalid_channel", f"channel must be one of: {', '.join(Channel.values)}")
+    message = PreparedMessage(
+        index=index,
+        message_id=message_id.strip(),
+        type=message_type,
+        occurred_at=_parse_timestamp(raw["timestamp"]),
+        channel=channel,
+        ids=_prepare_identifiers(raw.get("identifiers")),
+    )
+    preparer(message, raw, registry)
+    return message
+
+
+# ---- the batch service ---------------------------------------------------------------------
+
+
+def _message_id_of(raw: Any) -> str:
+    value = raw.get("message_id") if isinstance(raw, dict) else None
+    return value[:128] if isinstance(value, str) else ""
+
+
+def ingest_batch(*, actor: Actor, messages: list[Any], source: Source | None = None) -> BatchResult:
+    """Ingest one batch for the actor's source; return a result per message.
+
+    The actor must be a source key (or the system, e.g. import_events, naming `source`).
+    Raises PermissionDenied for other roles and ValueError for a batch over the size limit.
+    """
+    if actor.role == Role.SOURCE:
+        source = Source.objects.get(pk=actor.source_id) if actor.source_id else None
+        if source is None:
+            raise PermissionDenied("this source key is not bound to a source", code="source_unbound")
+    elif actor.role != Role.SYSTEM or source is None:
+        raise PermissionDenied("only source keys (or system imports naming a source) ingest", code="role_not_allowed")
+    if len(messages) > settings.CDP_INGEST_MAX_MESSAGES:
+        raise ValueError(f"a batch holds at most {settings.CDP_INGEST_MAX_MESSAGES} messages")
+    registry = Registry.load()
+    results: list[MessageResult | None] = [None] * len(messages)
+    prepared: list[PreparedMessage] = []
+    for index, raw in enumerate(messages):
+        try:
+            prepared.append(prepare_message(index, raw, source=source, registry=registry))
+        except Rejected as exc:
+            results[index] = MessageResult(index, _message_id_of(raw), "rejected", exc.code, exc.reason)
+    batch_id = uuid.uuid4().hex
+    for attempt in range(4):
+        try:
+            merges, refusals = _write(actor=actor, source=source, prepared=prepared, results=results, batch_id=batch_id)
+            break
+        except OperationalError as exc:  # a PostgreSQL deadlock or SQLite busy: retry the whole batch
+            if attempt == 3 or ("deadlock" not in str(exc) and "locked" not in str(exc)):
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    final = [r for r in results if r is not None]
+    counts = Counter(r.status for r in final)
+    return BatchResult(batch_id=batch_id, results=final, merges=merges, refusals=refusals, counts=dict(counts))
+
+
+def _write(
+    *, actor: Actor, source: Source, prepared: list[PreparedMessage], results: list, batch_id: str
+) -> tuple[int, int]:
+    with transaction.atomic():
+        resolver = BatchResolver(source=source, actor_id=actor.actor_id)
+        resolver.load(prepared)
+        for message in prepared:
+            if resolver.is_duplicate(message):
+                results[message.index] = MessageResult(message.index, message.message_id, "duplicate")
+            elif resolver.is_suppressed(message):
+                results[message.index] = MessageResult(message.index, message.message_id, "suppressed")
+            else:
+                profile_id, origin = resolver.resolve(message)
+                resolver.apply(message, profile_id, origin)
+                results[message.index] = MessageResult(message.index, message.message_id, "accepted")
+        resolver.flush()
+        for merge in resolver.merges:
+            audit_record(
+                actor=actor,
+                action=AuditAction.PROFILE_MERGE,
+                subject_id=merge.evidence.survivor_id,
+                purpose="identity_resolution",
+                object_type="merge_evidence",
+                object_id=merge.evidence.pk or "",
+                details={"absorbed": str(merge.evidence.absorbed_id), "rule": merge.evidence.rule, "batch": batch_id},
+            )
+        counts = Counter(r.status for r in results if r is not None)
+        rejected = Counter(r.code for r in results if r is not None and r.status == "rejected")
+        audit_record(
+            actor=actor,
+            action=AuditAction.INGEST_BATCH,
+            purpose="identity_resolution",
+            object_type="source",
+            object_id=source.pk,
+            details={
+                "batch": batch_id,
+                "received": len(results),
+                "accepted": counts.get("accepted", 0),
+                "duplicate": counts.get("duplicate", 0),
+                "suppressed": counts.get("suppressed", 0),
+                "rejected": counts.get("rejected", 0),
+                "rejected_by_code": dict(rejected),
+                "merges": len(resolver.merges),
+                "refusals": len(resolver.refusals),
+            },
+        )
+    return len(resolver.merges), len(resolver.refusals)

@@ -113,6 +113,8 @@ class PreparedMessage:
     traits: list[Trait] = field(default_factory=list)
     properties: dict[str, Any] = field(default_factory=dict)
     sealed_properties: dict[str, Any] = field(default_factory=dict)
+    # A `consent` message's ledger entry (purpose, event, method, ...), recorded after resolution.
+    consent: dict[str, Any] | None = None
 
 
 @dataclass

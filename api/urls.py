@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from api.views import audit, consent, dsar, ingest, profiles, system
+from api.views import analytics, audit, consent, dsar, ingest, profiles, system
 
 app_name = "api"
 
@@ -27,6 +27,8 @@ urlpatterns = [
     path("audit/checkpoints", audit.AuditCheckpointListView.as_view(), name="audit-checkpoints"),
     path("audit/public-key", audit.AuditPublicKeyView.as_view(), name="audit-public-key"),
     path("records-of-processing", audit.RecordsOfProcessingView.as_view(), name="records-of-processing"),
+    path("analytics/query", analytics.AnalyticsQueryView.as_view(), name="analytics-query"),
+    path("analytics/budget", analytics.AnalyticsBudgetView.as_view(), name="analytics-budget"),
     path("ingest", ingest.IngestView.as_view(), name="ingest"),
     path("profiles/lookup", profiles.ProfileLookupView.as_view(), name="profile-lookup"),
     path("profiles/<uuid:profile_id>", profiles.ProfileDetailView.as_view(), name="profile-detail"),

@@ -255,3 +255,19 @@ CELERY_BEAT_SCHEDULE["dsar-deadlines"] = {"task": "privacy.dsar_deadlines", "sch
 CELERY_BEAT_SCHEDULE["dsar-packages-expire"] = {"task": "privacy.dsar_packages_expire", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["retention-purge"] = {"task": "privacy.retention_purge", "schedule": 24 * 3600.0}
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["DsarChannelEnum"] = "privacy.dsar.models.DsarChannel"
+# Differential privacy (privacy.dp; docs/privacy.md). Epsilon per period per analyst (API key)
+# and per dataset (global cap across analysts); the period is day, week, month, quarter or year.
+CDP_DP_DATASETS = env.list("CDP_DP_DATASETS", default=["customers"])
+CDP_DP_DEFAULT_DATASET = CDP_DP_DATASETS[0]
+# The purpose DP populations are filtered by (consent.enforcement): only people that purpose
+# allows are ever counted. With a consent basis (the seeded default) that means a current grant.
+CDP_DP_PURPOSE = env.str("CDP_DP_PURPOSE", default="analytics")
+CDP_DP_PERIOD = env.str("CDP_DP_PERIOD", default="month")
+CDP_DP_ANALYST_EPSILON = env.float("CDP_DP_ANALYST_EPSILON", default=10.0)
+CDP_DP_DATASET_EPSILON = env.float("CDP_DP_DATASET_EPSILON", default=50.0)
+CDP_DP_ANALYST_EPSILON_OVERRIDES: dict[str, float] = {}  # actor_id -> epsilon per period
+CDP_DP_EPSILON_MIN = env.float("CDP_DP_EPSILON_MIN", default=0.01)
+CDP_DP_EPSILON_MAX = env.float("CDP_DP_EPSILON_MAX", default=5.0)
+CDP_DP_MAX_ROWS_PER_PERSON = env.int("CDP_DP_MAX_ROWS_PER_PERSON", default=10)
+CDP_DP_MAX_ROWS_LIMIT = env.int("CDP_DP_MAX_ROWS_LIMIT", default=100)
+CDP_DP_DECIMAL_SCALE = env.int("CDP_DP_DECIMAL_SCALE", default=100)  # decimals are summed in 1/100 units

@@ -51,6 +51,7 @@ EVENT_STAGE = {
     "referral": JourneyStage.LOYALTY,
 }
 BI_REF_LEN = 16  # evidence names identifiers by a blind-index prefix, never by value
+OBSERVATION_FIELD = "trait_observation"  # seal field of a TraitObservation's personal values
 
 
 def ts_key(value: datetime) -> str:
@@ -112,6 +113,8 @@ class PreparedMessage:
     traits: list[Trait] = field(default_factory=list)
     properties: dict[str, Any] = field(default_factory=dict)
     sealed_properties: dict[str, Any] = field(default_factory=dict)
+    # A `consent` message's ledger entry (purpose, event, method, ...), recorded after resolution.
+    consent: dict[str, Any] | None = None
 
 
 @dataclass
@@ -421,23 +424,12 @@ class BatchResolver:
         profile = self.profiles[pid]
         when = ts_key(message.occurred_at)
         times = dict(profile.trait_observed_at or {})
+        sealed: dict[str, Any] = {}
+        plain: dict[str, Any] = {}
         for trait in message.traits:
             key = f"quarantine.{trait.key}" if trait.quarantined else trait.key
             personal = trait.personal or trait.quarantined
-            observation = TraitObservation(
-                profile_id=pid,
-                origin_profile_id=origin,
-                key=key,
-                personal=personal,
-                sealed_value=None,
-                plain_value=None if personal else trait.value,
-                observed_at=message.occurred_at,
-                source=self.source,
-                message_id=message.message_id,
-            )
-            if personal:
-                self.seal_jobs.append((observation, origin, f"trait:{key}", trait.value))
-            self.observations.append(observation)
+            (sealed if personal else plain)[key] = trait.value
             if trait.quarantined or (key in times and times[key] > when):
                 continue  # quarantined values never enter the profile; late values only join history
             times[key] = when
@@ -445,6 +437,21 @@ class BatchResolver:
                 self._vault(pid)[key] = trait.value
             else:
                 profile.attributes = {**(profile.attributes or {}), key: trait.value}
+        if message.traits:
+            # One history row per message (not per trait): the personal values sealed together.
+            observation = TraitObservation(
+                profile_id=pid,
+                origin_profile_id=origin,
+                keys=sorted([*sealed, *plain]),
+                sealed_values=None,
+                plain_values=plain,
+                observed_at=message.occurred_at,
+                source=self.source,
+                message_id=message.message_id,
+            )
+            if sealed:
+                self.seal_jobs.append((observation, origin, OBSERVATION_FIELD, sealed))
+            self.observations.append(observation)
         profile.trait_observed_at = times
         if profile.first_seen_at is None or message.occurred_at < profile.first_seen_at:
             profile.first_seen_at = message.occurred_at
@@ -475,7 +482,11 @@ class BatchResolver:
             move_rows_bulk({x: self.root(x) for x in self.moved})
         create_data_keys(new_ids)
         for row, subject, field_name, value in self.seal_jobs:
-            row.sealed_value = seal(subject_id=subject, field=field_name, value=value)
+            blob = seal(subject_id=subject, field=field_name, value=value)
+            if field_name == OBSERVATION_FIELD:
+                row.sealed_values = blob
+            else:
+                row.sealed_value = blob
         for pid in self.dirty_profiles | new_ids:
             profile = self.profiles[pid]
             if pid in self.vaults and profile.status == ProfileStatus.ACTIVE:
@@ -651,22 +662,24 @@ def rebuild_profile(profile: Profile) -> None:
     vault: dict[str, Any] = {}
     attributes: dict[str, Any] = {}
     times: dict[str, str] = {}
-    for obs in (
-        TraitObservation.objects.filter(profile=profile)
-        .exclude(key__startswith="quarantine.")
-        .order_by("observed_at", "id")
-    ):
+    for obs in TraitObservation.objects.filter(profile=profile).order_by("observed_at", "id"):
         when = ts_key(obs.observed_at)
-        if obs.key in times and times[obs.key] > when:
-            continue
-        times[obs.key] = when
-        if obs.personal:
-            vault[obs.key] = open_sealed(
-                subject_id=obs.origin_profile_id, field=f"trait:{obs.key}", blob=obs.sealed_value
-            )
-            attributes.pop(obs.key, None)
-        else:
-            attributes[obs.key] = obs.plain_value
+        values = dict(obs.plain_values or {})
+        personal: set[str] = set()
+        if obs.sealed_values:
+            opened = open_sealed(subject_id=obs.origin_profile_id, field=OBSERVATION_FIELD, blob=obs.sealed_values)
+            values.update(opened)
+            personal = set(opened)
+        for key, value in values.items():
+            if key.startswith("quarantine.") or (key in times and times[key] > when):
+                continue
+            times[key] = when
+            if key in personal:
+                vault[key] = value
+                attributes.pop(key, None)
+            else:
+                attributes[key] = value
+                vault.pop(key, None)
     events = Event.objects.filter(profile=profile)
     names = set(events.filter(type="track").values_list("name", flat=True).distinct())
     seen = events.order_by("occurred_at").values_list("occurred_at", flat=True)

@@ -11,21 +11,47 @@ from django.utils import timezone
 from cdp.actor import Actor, Role
 from cdp.models import Profile, ProfileStatus, TraitDefinition
 from privacy.audit import AuditAction, audit_record
-from privacy.crypto import seal
+from privacy.crypto import open_sealed, seal
 from privacy.crypto.traits import traits_update
+
+OBSERVATION_FIELD = "trait_observation"  # identity.graph.OBSERVATION_FIELD
 
 
 class RectificationError(ValueError):
     """Unknown trait keys, or no such active profile."""
 
 
+def _drop_old_observations(profile: Profile, keys: set[str]) -> None:
+    """Remove the corrected keys from every earlier observation (re-sealed without them, or
+    deleted when nothing is left), so the old values are gone, not merely superseded."""
+    from identity.models import TraitObservation
+
+    for obs in TraitObservation.objects.select_for_update().filter(profile=profile):
+        if not keys & set(obs.keys or []):
+            continue
+        remaining = [k for k in obs.keys if k not in keys]
+        if not remaining:
+            obs.delete()
+            continue
+        sealed = {}
+        if obs.sealed_values:
+            sealed = open_sealed(subject_id=obs.origin_profile_id, field=OBSERVATION_FIELD, blob=obs.sealed_values)
+            sealed = {k: v for k, v in sealed.items() if k not in keys}
+        obs.sealed_values = (
+            seal(subject_id=obs.origin_profile_id, field=OBSERVATION_FIELD, value=sealed) if sealed else None
+        )
+        obs.plain_values = {k: v for k, v in (obs.plain_values or {}).items() if k not in keys}
+        obs.keys = remaining
+        obs.save(update_fields=["sealed_values", "plain_values", "keys"])
+
+
 def profile_rectify(*, actor: Actor, profile_id: uuid.UUID | str, traits: dict[str, Any]) -> list[str]:
     """Replace the given traits with corrected values and return the keys changed (sorted).
 
     Why the observation history is rewritten too: the old value must not survive anywhere
-    readable. The vault is re-sealed with a fresh nonce; earlier observations of the corrected
-    keys (sealed old values) are deleted and one observation with the new value replaces them,
-    so an unmerge rebuilds the corrected value. The audit entry names keys only, never values.
+    readable. The vault is re-sealed with a fresh nonce; the corrected keys are removed from
+    earlier observations (re-sealed without them) and one observation with the new values is
+    added, so an unmerge rebuilds the corrected value. The audit entry names keys only, never values.
     """
     from identity.models import TraitObservation
 
@@ -50,19 +76,16 @@ def profile_rectify(*, actor: Actor, profile_id: uuid.UUID | str, traits: dict[s
             observed[key] = now.isoformat()
         profile.trait_observed_at = observed
         profile.save()
-        TraitObservation.objects.filter(profile=profile, key__in=list(traits)).delete()
-        for key, value in traits.items():
-            is_personal = definitions[key].personal
-            TraitObservation.objects.create(
-                profile=profile,
-                origin_profile=profile,
-                key=key,
-                personal=is_personal,
-                sealed_value=seal(subject_id=profile.pk, field=f"trait:{key}", value=value) if is_personal else None,
-                plain_value=None if is_personal else value,
-                observed_at=now,
-                message_id="rectification",
-            )
+        _drop_old_observations(profile, set(traits))
+        TraitObservation.objects.create(
+            profile=profile,
+            origin_profile=profile,
+            keys=sorted(traits),
+            sealed_values=seal(subject_id=profile.pk, field=OBSERVATION_FIELD, value=personal) if personal else None,
+            plain_values=plain,
+            observed_at=now,
+            message_id="rectification",
+        )
         changed = sorted(traits)
         audit_record(
             actor=actor,

@@ -23,6 +23,18 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("consent_purposes")
 SYSTEM = Actor.system("tests")
 
 
+@pytest.fixture(autouse=True)
+def _celery_eager():
+    """Run queued DSAR work in-process even when CELERY_BROKER_URL points at Redis (no worker
+    runs in the test process): the same task code a worker would run."""
+    from cdp.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
 @pytest.fixture
 def person():
     seed_traits()

@@ -20,6 +20,20 @@ from tests.identity.conftest import msg
 from tests.privacy.test_crypto_dump import dump_database, revealed
 
 OFFICER = Actor(kind=ActorKind.API_KEY, actor_id="key:officer", role=Role.COMPLIANCE, purpose="data_subject_rights")
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager():
+    """Run queued DSAR work in-process even when CELERY_BROKER_URL points at Redis (no worker
+    runs in the test process): the same task code a worker would run."""
+    from cdp.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
 VALUES = {
     "email": "mei.zhang.erase@example.cn",
     "phone": "+8613912345678",

@@ -530,31 +530,11 @@ class BatchResolver:
 
 
 def create_data_keys(subject_ids: set[uuid.UUID]) -> None:
-    """Create the data keys of a batch's new profiles in one INSERT instead of one each.
+    """Create the data keys of a batch's new profiles in one INSERT instead of one each
+    (fresh uuid4 profiles of this batch only: see privacy.crypto.datakeys.data_keys_create_fresh)."""
+    from privacy.crypto.datakeys import data_keys_create_fresh
 
-    Same key material and wrapping as privacy.crypto.datakeys._create (random 256-bit key,
-    wrapped by the active KEK with the subject-bound AAD), and the keys enter the per-thread
-    cache so sealing does not read them back. Only for ids that cannot have a key yet (fresh
-    uuid4 profiles of this batch).
-    """
-    if not subject_ids:
-        return
-    import os
-
-    from privacy.crypto.datakeys import _remember, wrap_aad
-    from privacy.crypto.keyring import get_kms
-    from privacy.crypto.models import SubjectKey
-
-    kms = get_kms()
-    rows, keys = [], []
-    for subject in subject_ids:
-        key = os.urandom(32)
-        version, wrapped = kms.wrap(key, aad=wrap_aad(subject, 1))
-        rows.append(SubjectKey(subject_id=subject, dek_version=1, kek_version=version, wrapped=wrapped))
-        keys.append((subject, key))
-    SubjectKey.objects.bulk_create(rows, batch_size=500)
-    for subject, key in keys:
-        _remember(subject, (1, key))
+    data_keys_create_fresh(subject_ids)
 
 
 def fast_bulk_update(model, objs: list, fields: list[str]) -> None:

@@ -37,10 +37,14 @@ def dsar_process(request_id: int) -> str:
 
 @shared_task(name="privacy.dsar_deadlines", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def dsar_deadlines() -> dict:
-    """Flag requests near their deadline or overdue (beat, hourly); audited `dsar.deadline`."""
-    from privacy.dsar.services import dsar_deadlines_flag
+    """Flag requests near their deadline or overdue (beat, hourly; audited `dsar.deadline`) and
+    queue again queued work that stalled (a killed worker): erasure resumes where it stopped."""
+    from privacy.dsar.services import dsar_deadlines_flag, dsar_resume_stalled
 
-    return dsar_deadlines_flag(actor=Actor.system("dsar_deadlines"))
+    actor = Actor.system("dsar_deadlines")
+    counts = dsar_deadlines_flag(actor=actor)
+    counts["resumed"] = len(dsar_resume_stalled(actor=actor))
+    return counts
 
 
 @shared_task(name="privacy.dsar_packages_expire", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)

@@ -24,6 +24,7 @@ from privacy.dsar.services import (
     TRANSITIONS,
     DsarError,
     DsarNotFound,
+    DsarStateError,
     DsarTransitionError,
     days_left,
     dsar_create,
@@ -208,9 +209,9 @@ class DsarTransitionView(APIView):
             )
         except DsarNotFound as exc:
             raise NotFound(str(exc)) from exc
+        except DsarStateError as exc:
+            raise Conflict(str(exc)) from exc
         except (RectificationError, DsarTransitionError) as exc:
-            if "cannot" in str(exc) or "already" in str(exc):
-                raise Conflict(str(exc)) from exc
             raise ValidationError({"action": [str(exc)]}) from exc
         return Response(DsarSerializer(_get(updated.pk)).data)
 

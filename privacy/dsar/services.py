@@ -95,7 +95,11 @@ class DsarNotFound(LookupError):
 
 
 class DsarTransitionError(ValueError):
-    """The transition is not allowed from the request's current state (or lacks a reason)."""
+    """The transition is invalid as asked (missing reason or method, bad options)."""
+
+
+class DsarStateError(DsarTransitionError):
+    """The transition is not allowed from the request's current state (API: 409)."""
 
 
 # action -> (allowed from, to). `extend`, `assign` keep the status.
@@ -193,7 +197,7 @@ def dsar_transition(
         request = _get_locked(request_id)
         before = request.status
         if request.status not in allowed_from:
-            raise DsarTransitionError(f"cannot {action} a request that is {request.status}")
+            raise DsarStateError(f"cannot {action} a request that is {request.status}")
         details: dict = {}
         now = timezone.now()
         if action == "verify":
@@ -211,7 +215,7 @@ def dsar_transition(
             if request.jurisdiction != DsarJurisdiction.GDPR:
                 raise DsarTransitionError("only GDPR deadlines can be extended (Art. 12(3))")
             if request.extended_at is not None:
-                raise DsarTransitionError("the deadline was already extended")
+                raise DsarStateError("the deadline was already extended")
             if not reason.strip():
                 raise DsarTransitionError("an extension needs a reason the person is told")
             from privacy.dsar.deadlines import add_months
@@ -375,6 +379,24 @@ def dsar_deadlines_flag(*, actor: Actor, now: datetime | None = None) -> dict[st
                 details={"flag": flag or "cleared", "due_at": request.due_at.isoformat(), "status": request.status},
             )
     return counts
+
+
+def dsar_resume_stalled(*, actor: Actor, older_than_minutes: int = 15) -> list[int]:
+    """Queue again the in-progress access, portability and erasure requests untouched for
+    `older_than_minutes` (a worker died, a message was lost). Safe: `dsar_process` resumes
+    from the recorded progress and is idempotent. Returns the request ids queued."""
+    from datetime import timedelta
+
+    actor = _work_actor(actor)
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    ids = list(
+        DataSubjectRequest.objects.filter(
+            status=DsarStatus.IN_PROGRESS, type__in=ASYNC_TYPES, updated_at__lt=cutoff
+        ).values_list("pk", flat=True)
+    )
+    for request_id in ids:
+        transaction.on_commit(lambda rid=request_id: _enqueue(rid))
+    return ids
 
 
 def days_left(request: DataSubjectRequest, *, now: datetime | None = None) -> int:

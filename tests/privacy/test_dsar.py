@@ -378,3 +378,24 @@ def test_restriction_request_removes_the_person_from_the_dp_population(people):
     erased = work(bob.id, "erasure")
     assert erased.status in ("in_progress", "completed")
     assert bob not in set(dp_population_base())
+
+
+def test_stalled_erasure_is_queued_again_and_finishes(people, monkeypatch):
+    """A worker killed mid-erasure leaves the request in progress; the hourly beat task
+    (privacy.dsar_deadlines) queues it again and the erasure resumes to completion."""
+    from privacy.tasks import dsar_deadlines
+
+    anna, _ = people
+    monkeypatch.setattr(erasure, "_step_shred", lambda request, actor: (_ for _ in ()).throw(RuntimeError("killed")))
+    request = dsar_create(actor=OFFICER, subject_id=anna.id, request_type="erasure", jurisdiction="gdpr", channel="api")
+    dsar_transition(actor=OFFICER, request_id=request.pk, action="verify", verification_method="staff_check")
+    with pytest.raises(RuntimeError), TestCase.captureOnCommitCallbacks(execute=True):
+        dsar_transition(actor=OFFICER, request_id=request.pk, action="start")
+    monkeypatch.undo()
+    DataSubjectRequest.objects.filter(pk=request.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        result = dsar_deadlines.apply().get()
+    assert result["resumed"] == 1
+    request.refresh_from_db()
+    anna.refresh_from_db()
+    assert request.status == "completed" and anna.status == "erased"

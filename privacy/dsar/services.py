@@ -234,6 +234,8 @@ def dsar_transition(
             if request.assignee == "":
                 request.assignee = actor.actor_id[:128]
         elif action == "complete":
+            if request.type in ASYNC_TYPES and not _work_done(request):
+                raise DsarStateError("the queued work of this request has not finished yet")
             request.completed_at = now
         elif action == "lift":
             if request.type not in (DsarType.RESTRICTION, DsarType.OBJECTION):
@@ -254,6 +256,15 @@ def dsar_transition(
                 _work_now(actor, request, traits=traits)
     request.refresh_from_db()
     return request
+
+
+def _work_done(request: DataSubjectRequest) -> bool:
+    """Whether the queued work finished (so a manual `complete` cannot skip an erasure)."""
+    from privacy.dsar.models import DsarPackage
+
+    if request.type == DsarType.ERASURE:
+        return "finish" in (request.progress or {}).get("done", [])
+    return DsarPackage.objects.filter(request=request).exists()
 
 
 def _enqueue(request_id: int) -> None:

@@ -399,3 +399,20 @@ def test_stalled_erasure_is_queued_again_and_finishes(people, monkeypatch):
     request.refresh_from_db()
     anna.refresh_from_db()
     assert request.status == "completed" and anna.status == "erased"
+
+
+def test_manual_complete_cannot_skip_queued_work(people):
+    from privacy.dsar.services import DsarStateError
+
+    anna, _ = people
+    request = dsar_create(actor=OFFICER, subject_id=anna.id, request_type="erasure", jurisdiction="gdpr", channel="api")
+    dsar_transition(actor=OFFICER, request_id=request.pk, action="verify", verification_method="staff_check")
+    # The test transaction never commits, so the on-commit enqueue does not run: the work waits.
+    dsar_transition(actor=OFFICER, request_id=request.pk, action="start")
+    with pytest.raises(DsarStateError):
+        dsar_transition(actor=OFFICER, request_id=request.pk, action="complete")
+    anna.refresh_from_db()
+    assert anna.status == "active"
+    dsar_process(actor=SYSTEM, request_id=request.pk)
+    request.refresh_from_db()
+    assert request.status == "completed"

@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from api.views import analytics, audit, consent, ingest, profiles, system
+from api.views import analytics, audit, consent, dsar, ingest, profiles, system
 
 app_name = "api"
 
@@ -34,6 +34,10 @@ urlpatterns = [
     path("profiles/<uuid:profile_id>", profiles.ProfileDetailView.as_view(), name="profile-detail"),
     path("profiles/<uuid:profile_id>/events", profiles.ProfileEventsView.as_view(), name="profile-events"),
     path("profiles/<uuid:profile_id>/unmerge", profiles.ProfileUnmergeView.as_view(), name="profile-unmerge"),
+    path("dsar", dsar.DsarListCreateView.as_view(), name="dsar-list"),
+    path("dsar/<int:request_id>", dsar.DsarDetailView.as_view(), name="dsar-detail"),
+    path("dsar/<int:request_id>/transitions", dsar.DsarTransitionView.as_view(), name="dsar-transition"),
+    path("dsar/<int:request_id>/download", dsar.DsarDownloadView.as_view(), name="dsar-download"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

@@ -244,6 +244,17 @@ CDP_PORTAL_BASE_URL = env.str("CDP_PORTAL_BASE_URL", default="")
 # Data-subject request deadlines by jurisdiction (GDPR Art. 12(3); PIPL common practice).
 CDP_DSAR_DEADLINES = {"gdpr": {"months": 1}, "pipl": {"working_days": 15}}
 CDP_DSAR_DEFAULT_JURISDICTION = env.str("CDP_DSAR_DEFAULT_JURISDICTION", default="pipl")
+
+# Data-subject requests and retention (issue 9): extension (GDPR Art. 12(3)), warning window,
+# package lifetime; the event data category whose purposes' retention_days bound events.
+CDP_DSAR_EXTENSION_MONTHS = env.int("CDP_DSAR_EXTENSION_MONTHS", default=2)
+CDP_DSAR_WARN_DAYS = env.int("CDP_DSAR_WARN_DAYS", default=5)
+CDP_DSAR_PACKAGE_TTL_HOURS = env.int("CDP_DSAR_PACKAGE_TTL_HOURS", default=72)
+CDP_RETENTION_EVENT_CATEGORY = env.str("CDP_RETENTION_EVENT_CATEGORY", default="transaction")
+CELERY_BEAT_SCHEDULE["dsar-deadlines"] = {"task": "privacy.dsar_deadlines", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["dsar-packages-expire"] = {"task": "privacy.dsar_packages_expire", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["retention-purge"] = {"task": "privacy.retention_purge", "schedule": 24 * 3600.0}
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["DsarChannelEnum"] = "privacy.dsar.models.DsarChannel"
 # Differential privacy (privacy.dp; docs/privacy.md). Epsilon per period per analyst (API key)
 # and per dataset (global cap across analysts); the period is day, week, month, quarter or year.
 CDP_DP_DATASETS = env.list("CDP_DP_DATASETS", default=["customers"])

@@ -24,3 +24,40 @@ def audit_verify_chain() -> dict:
     from privacy.audit.verify import audit_verify
 
     return audit_verify(actor=Actor.system("audit_verify")).as_dict()
+
+
+@shared_task(name="privacy.dsar_process", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def dsar_process(request_id: int) -> str:
+    """Build the package of an access/portability request, or run (resume) an erasure; the
+    request is completed when the work is done. Idempotent: safe to retry after a crash."""
+    from privacy.dsar.services import dsar_process as process
+
+    return process(actor=Actor.system("dsar_process"), request_id=request_id).status
+
+
+@shared_task(name="privacy.dsar_deadlines", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def dsar_deadlines() -> dict:
+    """Flag requests near their deadline or overdue (beat, hourly; audited `dsar.deadline`) and
+    queue again queued work that stalled (a killed worker): erasure resumes where it stopped."""
+    from privacy.dsar.services import dsar_deadlines_flag, dsar_resume_stalled
+
+    actor = Actor.system("dsar_deadlines")
+    counts = dsar_deadlines_flag(actor=actor)
+    counts["resumed"] = len(dsar_resume_stalled(actor=actor))
+    return counts
+
+
+@shared_task(name="privacy.dsar_packages_expire", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def dsar_packages_expire() -> int:
+    """Destroy access packages past their download window (beat, hourly)."""
+    from privacy.dsar.package import dsar_packages_expire as expire
+
+    return expire(actor=Actor.system("dsar_packages_expire"))
+
+
+@shared_task(name="privacy.retention_purge", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def retention_purge() -> dict:
+    """Purge expired events and profiles left with no basis (beat, daily); audited."""
+    from privacy.retention import retention_purge as purge
+
+    return purge(actor=Actor.system("retention_purge")).as_dict()

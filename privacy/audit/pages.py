@@ -27,6 +27,7 @@ from privacy.audit.ropa import ROPA_FORMATS, records_of_processing, ropa_csv
 from privacy.audit.selectors import audit_activity, audit_chain_summary, audit_last_verification
 from privacy.audit.verify import audit_verify
 from privacy.crypto import keyed_hash
+from privacy.dsar.selectors import dsar_queue
 
 staff_required = user_passes_test(lambda u: u.is_active and u.is_staff, login_url="admin:login")
 
@@ -109,6 +110,7 @@ def compliance_home(request: HttpRequest) -> HttpResponse:
         "summary": audit_chain_summary(),
         "export_formats": sorted(FORMATS),
         "ropa_formats": ROPA_FORMATS,
+        "dsar_queue": dsar_queue(),
     }
     return render(request, "privacy/compliance.html", context)
 

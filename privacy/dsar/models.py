@@ -58,6 +58,18 @@ class DataSubjectRequest(models.Model):
     assignee = models.CharField(max_length=128, blank=True, default="", help_text="Actor id of the assignee.")
     created_by = models.CharField(max_length=128, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
+    # Working the request (issue 9). No personal data in any of these: counts, codes, ids.
+    extension_reason = models.TextField(
+        blank=True, default="", help_text="GDPR Art. 12(3) extension; told to the person."
+    )
+    extended_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    options = models.JSONField(default=dict, blank=True, help_text="Scope: partial erasure, restriction purpose.")
+    progress = models.JSONField(default=dict, blank=True, help_text="Erasure steps done and their counts (resumable).")
+    result = models.JSONField(default=dict, blank=True, help_text="What was done: counts, package digest.")
+    deadline_flag = models.CharField(max_length=8, blank=True, default="", help_text="'', 'near' or 'overdue'.")
+
+    OPEN_STATUSES = ("received", "verified", "in_progress")
 
     class Meta:
         app_label = "privacy"
@@ -66,3 +78,28 @@ class DataSubjectRequest(models.Model):
 
     def __str__(self) -> str:
         return f"DSAR #{self.pk} {self.type} {self.status}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+
+class DsarPackage(models.Model):
+    """An access/portability package (zip), sealed under its own key subject `key_id` so that
+    it is never plaintext at rest; the key is shredded when it is downloaded (once) or expires."""
+
+    request = models.OneToOneField(DataSubjectRequest, on_delete=models.CASCADE, related_name="package")
+    subject = models.ForeignKey("cdp.Profile", on_delete=models.CASCADE, related_name="+")
+    key_id = models.UUIDField(help_text="Crypto subject whose data key seals the package.")
+    blob = models.BinaryField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    downloaded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        app_label = "privacy"
+
+    def __str__(self) -> str:
+        return f"package of DSAR #{self.request_id}"

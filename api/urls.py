@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from api.views import audit, consent, ingest, profiles, system
+from api.views import analytics, audit, consent, ingest, profiles, system
 
 app_name = "api"
 
@@ -32,6 +32,8 @@ urlpatterns = [
     path("profiles/<uuid:profile_id>", profiles.ProfileDetailView.as_view(), name="profile-detail"),
     path("profiles/<uuid:profile_id>/events", profiles.ProfileEventsView.as_view(), name="profile-events"),
     path("profiles/<uuid:profile_id>/unmerge", profiles.ProfileUnmergeView.as_view(), name="profile-unmerge"),
+    path("analytics/query", analytics.AnalyticsQueryView.as_view(), name="analytics-query"),
+    path("analytics/budget", analytics.AnalyticsBudgetView.as_view(), name="analytics-budget"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

@@ -244,3 +244,16 @@ CDP_PORTAL_BASE_URL = env.str("CDP_PORTAL_BASE_URL", default="")
 # Data-subject request deadlines by jurisdiction (GDPR Art. 12(3); PIPL common practice).
 CDP_DSAR_DEADLINES = {"gdpr": {"months": 1}, "pipl": {"working_days": 15}}
 CDP_DSAR_DEFAULT_JURISDICTION = env.str("CDP_DSAR_DEFAULT_JURISDICTION", default="pipl")
+# Differential privacy (privacy.dp; docs/privacy.md). Epsilon per period per analyst (API key)
+# and per dataset (global cap across analysts); the period is day, week, month, quarter or year.
+CDP_DP_DATASETS = env.list("CDP_DP_DATASETS", default=["customers"])
+CDP_DP_DEFAULT_DATASET = CDP_DP_DATASETS[0]
+CDP_DP_PERIOD = env.str("CDP_DP_PERIOD", default="month")
+CDP_DP_ANALYST_EPSILON = env.float("CDP_DP_ANALYST_EPSILON", default=10.0)
+CDP_DP_DATASET_EPSILON = env.float("CDP_DP_DATASET_EPSILON", default=50.0)
+CDP_DP_ANALYST_EPSILON_OVERRIDES: dict[str, float] = {}  # actor_id -> epsilon per period
+CDP_DP_EPSILON_MIN = env.float("CDP_DP_EPSILON_MIN", default=0.01)
+CDP_DP_EPSILON_MAX = env.float("CDP_DP_EPSILON_MAX", default=5.0)
+CDP_DP_MAX_ROWS_PER_PERSON = env.int("CDP_DP_MAX_ROWS_PER_PERSON", default=10)
+CDP_DP_MAX_ROWS_LIMIT = env.int("CDP_DP_MAX_ROWS_LIMIT", default=100)
+CDP_DP_DECIMAL_SCALE = env.int("CDP_DP_DECIMAL_SCALE", default=100)  # decimals are summed in 1/100 units

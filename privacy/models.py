@@ -2,6 +2,15 @@
 
 from privacy.audit.models import AuditCheckpoint, AuditEntry
 from privacy.crypto.models import SubjectKey
-from privacy.dsar.models import DataSubjectRequest  # noqa: F401
+from privacy.dp.models import BudgetAccount, BudgetCharge, DpRelease
+from privacy.dsar.models import DataSubjectRequest
 
-__all__ = ["AuditCheckpoint", "AuditEntry", "SubjectKey"]
+__all__ = [
+    "AuditCheckpoint",
+    "AuditEntry",
+    "BudgetAccount",
+    "BudgetCharge",
+    "DataSubjectRequest",
+    "DpRelease",
+    "SubjectKey",
+]

@@ -57,3 +57,34 @@ def profile_with_traits(**traits) -> Profile:
     profile.vault = seal(subject_id=profile.id, field="traits", value=traits)
     profile.save(update_fields=["vault"])
     return profile
+# --- DP analytics (issue 7): the registry entries that journey metrics and DP tests use. ---
+DP_TEST_TRAITS = [
+    # key, kind, data_type, bounds, enum
+    ("city", TraitDefinition.Kind.TRAIT, TraitDefinition.DataType.ENUM, None, ["Shanghai", "Beijing", "Other"]),
+    ("membership_level", TraitDefinition.Kind.TRAIT, TraitDefinition.DataType.ENUM, None, ["none", "gold"]),
+    ("age_band", TraitDefinition.Kind.TRAIT, TraitDefinition.DataType.INTEGER, (0, 120), []),
+    ("amount", TraitDefinition.Kind.PROPERTY, TraitDefinition.DataType.DECIMAL, (0, 5000), []),
+    ("score", TraitDefinition.Kind.PROPERTY, TraitDefinition.DataType.INTEGER, (0, 10), []),
+    ("csat", TraitDefinition.Kind.PROPERTY, TraitDefinition.DataType.INTEGER, (1, 5), []),
+    ("product_category", TraitDefinition.Kind.PROPERTY, TraitDefinition.DataType.ENUM, None, ["apparel", "beauty"]),
+    ("unbounded", TraitDefinition.Kind.PROPERTY, TraitDefinition.DataType.DECIMAL, None, []),
+    ("store_id", TraitDefinition.Kind.PROPERTY, TraitDefinition.DataType.STRING, None, []),
+    ("favourite_store", TraitDefinition.Kind.TRAIT, TraitDefinition.DataType.STRING, None, []),
+]
+
+
+def dp_registry() -> dict[str, TraitDefinition]:
+    """Filterable, non-personal registry entries for DP and rule tests (idempotent)."""
+    out = {}
+    for key, kind, dtype, bounds, enum in DP_TEST_TRAITS:
+        out[key] = TraitDefinitionFactory(
+            key=key,
+            kind=kind,
+            data_type=dtype,
+            personal=False,
+            filterable=True,
+            lower_bound=bounds[0] if bounds else None,
+            upper_bound=bounds[1] if bounds else None,
+            enum_values=enum,
+        )
+    return out

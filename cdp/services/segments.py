@@ -454,23 +454,21 @@ def export_download(*, actor: Actor, export_id: uuid.UUID | str) -> dict:
     from privacy.crypto import open_sealed
 
     actor.require_role(*SEGMENT_ROLES)
+    if SegmentExport.objects.get(id=export_id).requested_by != actor.actor_id:
+        audit_record(  # outside the download's transaction, so the refusal stays on record
+            actor=actor,
+            action=AuditAction.EXPORT_DOWNLOAD,
+            outcome=Outcome.DENIED,
+            object_type="segment_export",
+            object_id=str(export_id),
+            details={"code": "not_requester"},
+        )
+        raise PermissionDenied("only the requester may download this export", code="not_requester")
     with transaction.atomic():
         export = SegmentExport.objects.select_for_update().get(id=export_id)
-        if export.requested_by != actor.actor_id:
-            audit_record(
-                actor=actor,
-                action=AuditAction.EXPORT_DOWNLOAD,
-                outcome=Outcome.DENIED,
-                object_type="segment_export",
-                object_id=export.id,
-                details={"code": "not_requester"},
-            )
-            raise PermissionDenied("only the requester may download this export", code="not_requester")
         now = timezone.now()
         if export.status == SegmentExport.Status.READY and export.expires_at <= now:
-            _shred_payload(export)
-            export.status = SegmentExport.Status.EXPIRED
-            export.save(update_fields=["payload", "status"])
+            raise ExportUnavailable("export_expired", "the export has expired (the scheduled refresh shreds it)")
         if export.status != SegmentExport.Status.READY:
             raise ExportUnavailable(f"export_{export.status}", f"the export is {export.status}")
         content = open_sealed(subject_id=export.id, field="export", blob=bytes(export.payload))

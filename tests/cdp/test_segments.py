@@ -213,7 +213,7 @@ def test_merge_and_erasure_hooks(town, marketer):
     assert not SegmentMembership.objects.exists()
 
 
-def test_a_merge_by_ingestion_moves_membership(send, marketer, consent_purposes):
+def test_a_merge_by_ingestion_moves_membership(send, marketer, consent_purposes):  # noqa: F811
     send(msg(ids={"email": "a@example.com"}, traits={"city": "Shanghai"}, ts="2026-01-01T10:00:00Z"))
     send(msg(ids={"phone": "13812345678"}, traits={"city": "Beijing"}, ts="2026-01-03T10:00:00Z"))
     segment = make_segment(marketer, {"type": "trait", "key": "city", "op": "eq", "value": "Beijing"})
@@ -231,7 +231,7 @@ def test_a_merge_by_ingestion_moves_membership(send, marketer, consent_purposes)
 
 
 @pytest.fixture
-def contacts(send, consent_purposes, steward):
+def contacts(send, consent_purposes, steward):  # noqa: F811
     """Three people with phone, e-mail and WeChat ids, all granted marketing_sms and marketing_email."""
     people = {}
     for i, name in enumerate(["p0", "p1", "p2"]):

@@ -348,3 +348,13 @@ def test_export_request_validation(shanghai, marketer, purpose, channel, path):
         svc.export_create(actor=marketer, segment_id=shanghai.id, purpose=purpose, channel=channel)
     assert info.value.path == path
     assert not SegmentExport.objects.exists()
+
+
+def test_seed_demo_segments_step_is_idempotent(db):
+    from cdp.demo import DEMO_SEGMENTS, DEMO_STEPS, seed_segments, seed_traits
+
+    assert [label for label, _ in DEMO_STEPS].index("segments") > [label for label, _ in DEMO_STEPS].index("customers")
+    seed_traits()
+    assert seed_segments().startswith("3 segments created")
+    assert seed_segments().startswith("0 segments created")
+    assert set(Segment.objects.values_list("name", flat=True)) == {name for name, _ in DEMO_SEGMENTS}

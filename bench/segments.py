@@ -1,11 +1,12 @@
 """Benchmark: materialise a three-condition segment over N synthetic profiles, beside the bare SQL.
 
 Loads N profiles (default 1,000,000) with PostgreSQL COPY, then times, in the same run:
-  - the bare SQL of the same predicate, written by hand, materialised into a temporary table
-    (CREATE TEMP TABLE ... AS SELECT id FROM cdp_profile WHERE <3 conditions>);
+  - the bare SQL of the same predicate, written by hand, two ways: predicate only, materialised
+    into a temporary table (CREATE TEMP TABLE ... AS SELECT id FROM cdp_profile WHERE <3
+    conditions>), and DELETE + INSERT ... SELECT into the membership table itself (same indexes);
   - segment_materialise (rule tree -> ORM-compiled SQL -> DELETE + INSERT ... SELECT into the
     membership table, with version and time), cold (empty) and as a refresh (replacing rows);
-and reports the ratios (target: under 10 s and within 2x of the bare SQL).
+and reports the ratios against both (target: under 10 s and within 2x of the bare SQL).
 
 The segment: city = Shanghai AND journey stage in (purchase, loyalty) AND spend >= 500
 (about 4 in 100 profiles). The rows are tagged with the registry trait "bench_city" and deleted
@@ -109,6 +110,23 @@ def bare() -> int:
         return cur.fetchone()[0]
 
 
+def bare_insert(segment_id: int) -> int:
+    """The same predicate, hand-written, into the membership table itself (same indexes)."""
+    with connection.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute("DELETE FROM cdp_segmentmembership WHERE segment_id = %s", [segment_id])
+        cur.execute(
+            "INSERT INTO cdp_segmentmembership (segment_id, definition_version, computed_at, profile_id) "
+            "SELECT %s, 1, now(), id FROM cdp_profile WHERE status = 'active' "
+            "AND attributes ->> 'bench_city' = 'Shanghai' AND journey_stage IN ('purchase', 'loyalty') "
+            "AND (attributes ->> 'bench_spend')::numeric >= 500",
+            [segment_id],
+        )
+        count = cur.rowcount
+        cur.execute("COMMIT")
+        return count
+
+
 def cleanup() -> None:
     with connection.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS bench_bare")
@@ -135,22 +153,25 @@ def main() -> None:
     segment = Segment.objects.create(name="bench-segment", definition=DEFINITION, owner="bench")
     actor = Actor.system("bench")
     try:
-        bare_times, cold_times, refresh_times = [], [], []
+        bare_times, insert_times, cold_times, refresh_times = [], [], [], []
         expected = bare()
         for _ in range(args.repeat):
             bare_times.append(timed(bare))
+            insert_times.append(timed(lambda: bare_insert(segment.id)))
             SegmentMembership.objects.filter(segment=segment).delete()
             cold_times.append(timed(lambda: segment_materialise(segment_id=segment.id, actor=actor)))
             refresh_times.append(timed(lambda: segment_materialise(segment_id=segment.id, actor=actor)))
         members = SegmentMembership.objects.filter(segment=segment).count()
         assert members == expected, (members, expected)
-        b, c, r = (statistics.median(x) for x in (bare_times, cold_times, refresh_times))
+        b, i, c, r = (statistics.median(x) for x in (bare_times, insert_times, cold_times, refresh_times))
         print(f"segment: 3 conditions, {members:,} members of {args.profiles:,} profiles")
-        print(f"bare SQL (CREATE TEMP TABLE AS SELECT):   {b:6.2f} s")
-        print(f"materialise, cold (INSERT ... SELECT):     {c:6.2f} s  ratio {c / b:4.2f}x")
-        print(f"materialise, refresh (DELETE + INSERT):    {r:6.2f} s  ratio {r / b:4.2f}x")
-        target = "met" if max(c, r) < 10 and c / b <= 2 else "NOT met"
-        print(f"target (< 10 s and within 2x of bare SQL, cold): {target}")
+        print(f"bare SQL, predicate only (CREATE TEMP TABLE AS SELECT):        {b:6.2f} s")
+        print(f"bare SQL, DELETE + INSERT ... SELECT into the membership table: {i:6.2f} s")
+        for label, t in (("cold (empty segment)", c), ("refresh (replace rows)", r)):
+            print(f"materialise, {label:24s} {t:6.2f} s  {t / b:4.2f}x predicate-only  {t / i:4.2f}x bare insert")
+        print(f"target < 10 s: {'met' if max(c, r) < 10 else 'NOT met'}")
+        print(f"within 2x of the bare insert: {'met' if max(c, r) <= 2 * i else 'NOT met'}")
+        print(f"within 2x of the predicate-only SELECT: {'met' if max(c, r) <= 2 * b else 'NOT met'}")
     finally:
         if not args.keep:
             cleanup()

@@ -36,19 +36,21 @@ class Segment(models.Model):
 class SegmentMembership(models.Model):
     """One profile in one segment, as computed from `definition_version` at `computed_at`.
 
-    A derived table rebuilt by SQL (INSERT ... SELECT). The profile foreign key has no database
-    constraint: a per-row FK check would dominate a million-row materialisation, and the
-    services keep it right (merge moves rows, erasure deletes them, refresh rebuilds).
+    A derived table rebuilt by SQL (INSERT ... SELECT). Its foreign keys have no database
+    constraint: per-row FK triggers would dominate a large materialisation, and the services keep
+    the rows right (merge moves them, erasure and segment deletion delete them, refresh rebuilds).
+    Indexes are the minimum: (segment, profile) unique, and profile for merge and erasure.
     """
 
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="memberships"
+    )
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, db_constraint=False, related_name="+")
     definition_version = models.PositiveIntegerField()
     computed_at = models.DateTimeField()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["segment", "profile"], name="segment_membership_uniq")]
-        indexes = [models.Index(fields=["profile"], name="segment_membership_profile")]
 
     def __str__(self) -> str:
         return f"{self.segment_id}:{self.profile_id}"

@@ -169,6 +169,8 @@ class MaterialiseResult:
 def segment_materialise(*, segment_id: int, actor: Actor | None = None) -> MaterialiseResult:
     """Rebuild the membership of one segment in the database (DELETE + INSERT ... SELECT).
 
+    The segment row is locked for the rebuild, so two materialisations of one segment serialise.
+
     Idempotent: running it twice yields the same rows with a later computed_at. The member count
     goes to the audit entry (compliance sees it), never to marketing.
     """
@@ -179,13 +181,24 @@ def segment_materialise(*, segment_id: int, actor: Actor | None = None) -> Mater
         segment = Segment.objects.select_for_update().get(id=segment_id)
         sql, params = segment_members_sql(segment.definition)
         stamp = connection.ops.adapt_datetimefield_value(now)
+        columns = '("segment_id", "definition_version", "computed_at", "profile_id")'
         with connection.cursor() as cursor:
             cursor.execute(f'DELETE FROM "{table}" WHERE "segment_id" = %s', [segment.id])  # noqa: S608 (model meta)
-            cursor.execute(
-                f'INSERT INTO "{table}" ("segment_id", "definition_version", "computed_at", "profile_id") '  # noqa: S608
-                f"SELECT %s, %s, %s, m.id FROM ({sql}) AS m",
-                [segment.id, segment.version, stamp, *params],
-            )
+            if connection.vendor == "postgresql":
+                # PostgreSQL never runs the SELECT of an INSERT ... SELECT in parallel, but it does
+                # for CREATE TABLE AS: evaluate the predicate in parallel, then copy the ids in
+                # index order (sorted inserts halve the cost of maintaining the unique index).
+                cursor.execute("DROP TABLE IF EXISTS segment_ids_tmp")
+                cursor.execute(f"CREATE TEMP TABLE segment_ids_tmp ON COMMIT DROP AS {sql}", params)
+                cursor.execute(
+                    f'INSERT INTO "{table}" {columns} SELECT %s, %s, %s, t.id FROM segment_ids_tmp AS t ORDER BY t.id',  # noqa: S608
+                    [segment.id, segment.version, stamp],
+                )
+            else:
+                cursor.execute(
+                    f'INSERT INTO "{table}" {columns} SELECT %s, %s, %s, m.id FROM ({sql}) AS m',  # noqa: S608
+                    [segment.id, segment.version, stamp, *params],
+                )
             members = cursor.rowcount
         segment.materialised_at = now
         segment.materialised_version = segment.version

@@ -358,3 +358,14 @@ def test_seed_demo_segments_step_is_idempotent(db):
     assert seed_segments().startswith("3 segments created")
     assert seed_segments().startswith("0 segments created")
     assert set(Segment.objects.values_list("name", flat=True)) == {name for name, _ in DEMO_SEGMENTS}
+
+
+def test_scheduled_refresh_rebuilds_and_expires(town, marketer, settings):
+    from cdp.tasks import segment_materialise_task, segments_refresh_task
+
+    assert settings.CELERY_BEAT_SCHEDULE["segments-refresh"]["task"] == "cdp.segments_refresh"
+    segment = make_segment(marketer, {"type": "trait", "key": "city", "op": "eq", "value": "Shanghai"})
+    assert segment_materialise_task(segment.id) == 2
+    Profile.objects.filter(id=town["bob"].id).update(status="erased")
+    assert segments_refresh_task() == 1
+    assert members(segment) == {town["ann"].id}

@@ -248,6 +248,9 @@ CDP_DSAR_DEFAULT_JURISDICTION = env.str("CDP_DSAR_DEFAULT_JURISDICTION", default
 # and per dataset (global cap across analysts); the period is day, week, month, quarter or year.
 CDP_DP_DATASETS = env.list("CDP_DP_DATASETS", default=["customers"])
 CDP_DP_DEFAULT_DATASET = CDP_DP_DATASETS[0]
+# The purpose DP populations are filtered by (consent.enforcement): only people that purpose
+# allows are ever counted. With a consent basis (the seeded default) that means a current grant.
+CDP_DP_PURPOSE = env.str("CDP_DP_PURPOSE", default="analytics")
 CDP_DP_PERIOD = env.str("CDP_DP_PERIOD", default="month")
 CDP_DP_ANALYST_EPSILON = env.float("CDP_DP_ANALYST_EPSILON", default=10.0)
 CDP_DP_DATASET_EPSILON = env.float("CDP_DP_DATASET_EPSILON", default=50.0)

@@ -52,6 +52,7 @@ EVENT_STAGE = {
     "referral": JourneyStage.LOYALTY,
 }
 BI_REF_LEN = 16  # evidence names identifiers by a blind-index prefix, never by value
+OBSERVATION_FIELD = "trait_observation"  # seal field of a TraitObservation's personal values
 
 
 def ts_key(value: datetime) -> str:
@@ -113,6 +114,8 @@ class PreparedMessage:
     traits: list[Trait] = field(default_factory=list)
     properties: dict[str, Any] = field(default_factory=dict)
     sealed_properties: dict[str, Any] = field(default_factory=dict)
+    # A `consent` message's ledger entry (purpose, event, method, ...), recorded after resolution.
+    consent: dict[str, Any] | None = None
 
 
 @dataclass
@@ -423,23 +426,12 @@ class BatchResolver:
         profile = self.profiles[pid]
         when = ts_key(message.occurred_at)
         times = dict(profile.trait_observed_at or {})
+        sealed: dict[str, Any] = {}
+        plain: dict[str, Any] = {}
         for trait in message.traits:
             key = f"quarantine.{trait.key}" if trait.quarantined else trait.key
             personal = trait.personal or trait.quarantined
-            observation = TraitObservation(
-                profile_id=pid,
-                origin_profile_id=origin,
-                key=key,
-                personal=personal,
-                sealed_value=None,
-                plain_value=None if personal else trait.value,
-                observed_at=message.occurred_at,
-                source=self.source,
-                message_id=message.message_id,
-            )
-            if personal:
-                self.seal_jobs.append((observation, origin, f"trait:{key}", trait.value))
-            self.observations.append(observation)
+            (sealed if personal else plain)[key] = trait.value
             if trait.quarantined or (key in times and times[key] > when):
                 continue  # quarantined values never enter the profile; late values only join history
             times[key] = when
@@ -447,6 +439,21 @@ class BatchResolver:
                 self._vault(pid)[key] = trait.value
             else:
                 profile.attributes = {**(profile.attributes or {}), key: trait.value}
+        if message.traits:
+            # One history row per message (not per trait): the personal values sealed together.
+            observation = TraitObservation(
+                profile_id=pid,
+                origin_profile_id=origin,
+                keys=sorted([*sealed, *plain]),
+                sealed_values=None,
+                plain_values=plain,
+                observed_at=message.occurred_at,
+                source=self.source,
+                message_id=message.message_id,
+            )
+            if sealed:
+                self.seal_jobs.append((observation, origin, OBSERVATION_FIELD, sealed))
+            self.observations.append(observation)
         profile.trait_observed_at = times
         if profile.first_seen_at is None or message.occurred_at < profile.first_seen_at:
             profile.first_seen_at = message.occurred_at
@@ -477,7 +484,11 @@ class BatchResolver:
             move_rows_bulk({x: self.root(x) for x in self.moved})
         create_data_keys(new_ids)
         for row, subject, field_name, value in self.seal_jobs:
-            row.sealed_value = seal(subject_id=subject, field=field_name, value=value)
+            blob = seal(subject_id=subject, field=field_name, value=value)
+            if field_name == OBSERVATION_FIELD:
+                row.sealed_values = blob
+            else:
+                row.sealed_value = blob
         for pid in self.dirty_profiles | new_ids:
             profile = self.profiles[pid]
             if pid in self.vaults and profile.status == ProfileStatus.ACTIVE:
@@ -521,31 +532,11 @@ class BatchResolver:
 
 
 def create_data_keys(subject_ids: set[uuid.UUID]) -> None:
-    """Create the data keys of a batch's new profiles in one INSERT instead of one each.
+    """Create the data keys of a batch's new profiles in one INSERT instead of one each
+    (fresh uuid4 profiles of this batch only: see privacy.crypto.datakeys.data_keys_create_fresh)."""
+    from privacy.crypto.datakeys import data_keys_create_fresh
 
-    Same key material and wrapping as privacy.crypto.datakeys._create (random 256-bit key,
-    wrapped by the active KEK with the subject-bound AAD), and the keys enter the per-thread
-    cache so sealing does not read them back. Only for ids that cannot have a key yet (fresh
-    uuid4 profiles of this batch).
-    """
-    if not subject_ids:
-        return
-    import os
-
-    from privacy.crypto.datakeys import _remember, wrap_aad
-    from privacy.crypto.keyring import get_kms
-    from privacy.crypto.models import SubjectKey
-
-    kms = get_kms()
-    rows, keys = [], []
-    for subject in subject_ids:
-        key = os.urandom(32)
-        version, wrapped = kms.wrap(key, aad=wrap_aad(subject, 1))
-        rows.append(SubjectKey(subject_id=subject, dek_version=1, kek_version=version, wrapped=wrapped))
-        keys.append((subject, key))
-    SubjectKey.objects.bulk_create(rows, batch_size=500)
-    for subject, key in keys:
-        _remember(subject, (1, key))
+    data_keys_create_fresh(subject_ids)
 
 
 def fast_bulk_update(model, objs: list, fields: list[str]) -> None:
@@ -653,22 +644,24 @@ def rebuild_profile(profile: Profile) -> None:
     vault: dict[str, Any] = {}
     attributes: dict[str, Any] = {}
     times: dict[str, str] = {}
-    for obs in (
-        TraitObservation.objects.filter(profile=profile)
-        .exclude(key__startswith="quarantine.")
-        .order_by("observed_at", "id")
-    ):
+    for obs in TraitObservation.objects.filter(profile=profile).order_by("observed_at", "id"):
         when = ts_key(obs.observed_at)
-        if obs.key in times and times[obs.key] > when:
-            continue
-        times[obs.key] = when
-        if obs.personal:
-            vault[obs.key] = open_sealed(
-                subject_id=obs.origin_profile_id, field=f"trait:{obs.key}", blob=obs.sealed_value
-            )
-            attributes.pop(obs.key, None)
-        else:
-            attributes[obs.key] = obs.plain_value
+        values = dict(obs.plain_values or {})
+        personal: set[str] = set()
+        if obs.sealed_values:
+            opened = open_sealed(subject_id=obs.origin_profile_id, field=OBSERVATION_FIELD, blob=obs.sealed_values)
+            values.update(opened)
+            personal = set(opened)
+        for key, value in values.items():
+            if key.startswith("quarantine.") or (key in times and times[key] > when):
+                continue
+            times[key] = when
+            if key in personal:
+                vault[key] = value
+                attributes.pop(key, None)
+            else:
+                attributes[key] = value
+                vault.pop(key, None)
     events = Event.objects.filter(profile=profile)
     names = set(events.filter(type="track").values_list("name", flat=True).distinct())
     seen = events.order_by("occurred_at").values_list("occurred_at", flat=True)

@@ -88,27 +88,28 @@ class MergeRefusal(models.Model):
 
 
 class TraitObservation(models.Model):
-    """One trait value as one message stated it: the history behind "newest value wins".
+    """The traits one message stated: the history behind "newest value wins".
 
-    Personal values are sealed under `origin_profile` (field "trait:<key>"); non-personal ones
-    are plain. Unmerge rebuilds each profile's vault and attributes from its observations.
+    One row per message (not per trait), so a CRM record with ten traits costs one row and one
+    seal. Personal values are sealed together under `origin_profile` (field
+    "trait_observation"); non-personal ones are plain; `keys` names them all (names are not
+    personal). Unmerge rebuilds each profile's vault and attributes from its observations.
     """
 
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="trait_observations")
     origin_profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=64)
-    personal = models.BooleanField(default=True)
-    sealed_value = models.BinaryField(null=True, blank=True)
-    plain_value = models.JSONField(null=True, blank=True)
+    keys = models.JSONField(default=list)
+    sealed_values = models.BinaryField(null=True, blank=True)
+    plain_values = models.JSONField(default=dict, blank=True)
     observed_at = models.DateTimeField()
     source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     message_id = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
-        indexes = [models.Index(fields=["profile", "key", "observed_at"])]
+        indexes = [models.Index(fields=["profile", "observed_at"])]
 
     def __str__(self) -> str:
-        return f"{self.key}@{self.observed_at:%Y-%m-%d}"
+        return f"{','.join(self.keys)}@{self.observed_at:%Y-%m-%d}"
 
 
 class Suppression(models.Model):

@@ -142,3 +142,27 @@ def kek_ring(settings):
 
     yield use
     clear_data_key_cache()
+
+
+@pytest.fixture
+def analytics_legitimate_interests(db) -> None:
+    """Configure the analytics purpose as an EU legitimate-interests purpose (GDPR Art. 6(1)(f)).
+
+    DP tests that are about noise, bounding and budgets use it so that every active,
+    unrestricted profile is in the population without a consent grant each; the consent-based
+    default is covered by tests/privacy/test_dp_consent.py.
+    """
+    from consent.models import LegalBasis, Purpose
+
+    Purpose.objects.update_or_create(
+        code="analytics",
+        defaults={
+            "name_en": "Analytics",
+            "name_zh": "统计分析",
+            "legal_basis": LegalBasis.LEGITIMATE_INTERESTS,
+            "jurisdictions": ["gdpr"],
+            "data_categories": ["transaction", "survey"],
+            "retention_days": 730,
+            "active": True,
+        },
+    )

@@ -29,10 +29,12 @@ class IngestRequestSerializer(serializers.Serializer):
         child=serializers.JSONField(),
         allow_empty=False,
         help_text=(
-            "Each message: message_id (idempotency key per source), type (identify | track | alias), "
+            "Each message: message_id (idempotency key per source), type (identify | track | alias | consent), "
             "timestamp (ISO 8601), optional channel, identifiers {type: value} (email, phone, device_id, "
             "cookie_id, loyalty_id, external_id, wechat_openid, wechat_unionid), traits {key: value} "
-            "(registered traits), event and properties (track). Messages are validated one by one, so a "
+            "(registered traits), event and properties (track), consent {purpose, event granted|withdrawn, "
+            "method cookie_banner|pos_signature|api, channel, policy_version, language, evidence} (consent). "
+            "Messages are validated one by one, so a "
             "bad message is rejected alone. See docs/identity.md."
         ),
     )

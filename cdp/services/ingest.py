@@ -24,10 +24,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, transaction
+from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from cdp.actor import Actor, PermissionDenied, Role
-from cdp.models import Channel, Source, TraitDefinition
+from cdp.models import Channel, Event, Profile, Source, TraitDefinition
 from identity.graph import BatchResolver, PreparedId, PreparedMessage, Trait
 from identity.normalize import NormalizationError, normalize_identifier
 from identity.registry import identifier_types
@@ -76,17 +77,21 @@ class BatchResult:
 
 @dataclass
 class Registry:
-    """The trait registry, read once per batch."""
+    """The trait registry (and the active purpose codes, for consent messages), read once per batch."""
 
     traits: dict[str, TraitDefinition]
     properties: dict[str, TraitDefinition]
+    purposes: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls) -> Registry:
+        from consent.models import Purpose
+
         traits, properties = {}, {}
         for definition in TraitDefinition.objects.all():
             (traits if definition.kind == TraitDefinition.Kind.TRAIT else properties)[definition.key] = definition
-        return cls(traits=traits, properties=properties)
+        purposes = frozenset(Purpose.objects.filter(active=True).values_list("code", flat=True))
+        return cls(traits=traits, properties=properties, purposes=purposes)
 
 
 # ---- validation ----------------------------------------------------------------------------
@@ -206,12 +211,56 @@ def _prepare_alias(message: PreparedMessage, raw: dict, registry: Registry) -> N
         raise Rejected("alias_needs_two", "an alias message names at least two identifiers")
 
 
+# What a source may say it collected consent with; portal, staff and system consents come
+# through their own paths, never through a source's write key.
+INGEST_CONSENT_METHODS = ("cookie_banner", "pos_signature", "api")
+INGEST_CONSENT_EVENTS = ("granted", "withdrawn")
+
+
+def _prepare_consent(message: PreparedMessage, raw: dict, registry: Registry) -> None:
+    """A consent captured by the source (a cookie banner, a POS signature): checked here as far as
+    it can be without the person; the ledger (consent.services) decides the rest after resolution."""
+    body = raw.get("consent")
+    if not isinstance(body, dict):
+        raise Rejected("missing_consent", "a consent message needs a consent object")
+    unknown = set(body) - {"purpose", "event", "method", "channel", "policy_version", "language", "evidence"}
+    if unknown:
+        raise Rejected("invalid_consent", f"unknown consent fields: {', '.join(sorted(map(str, unknown)))[:200]}")
+    purpose, event, method = body.get("purpose"), body.get("event"), body.get("method")
+    if purpose not in registry.purposes:
+        raise Rejected("unknown_purpose", "consent.purpose must name an active purpose (GET /api/v1/purposes)")
+    if event not in INGEST_CONSENT_EVENTS:
+        raise Rejected("invalid_consent", f"consent.event must be one of: {', '.join(INGEST_CONSENT_EVENTS)}")
+    if method not in INGEST_CONSENT_METHODS:
+        raise Rejected("invalid_consent", f"consent.method must be one of: {', '.join(INGEST_CONSENT_METHODS)}")
+    scope = body.get("channel", "")
+    version = body.get("policy_version")
+    if not isinstance(scope, str) or len(scope) > 20:
+        raise Rejected("invalid_consent", "consent.channel must be a short channel scope such as 'sms'")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+        raise Rejected("invalid_consent", "consent.policy_version must be a positive integer")
+    evidence = body.get("evidence") or {}
+    if not isinstance(evidence, dict):
+        raise Rejected("invalid_consent", "consent.evidence must be an object of short references")
+    message.name = f"consent_{event}"
+    message.consent = {
+        "purpose": purpose,
+        "event": event,
+        "method": method,
+        "channel": scope,
+        "policy_version": version,
+        "language": body.get("language") if body.get("language") in {"en", "zh-hans"} else "en",
+        "evidence": evidence,
+    }
+
+
 Preparer = Callable[[PreparedMessage, dict, Registry], None]
-# The message-type dispatch table. `consent` is wired by the consent area.
+# The message-type dispatch table: a new type adds one preparer function.
 MESSAGE_TYPES: dict[str, Preparer] = {
     "identify": _prepare_identify,
     "track": _prepare_track,
     "alias": _prepare_alias,
+    "consent": _prepare_consent,
 }
 
 
@@ -296,9 +345,46 @@ def ingest_batch(*, actor: Actor, messages: list[Any], source: Source | None = N
     return BatchResult(batch_id=batch_id, results=final, merges=merges, refusals=refusals, counts=dict(counts))
 
 
+def _record_consent(
+    *, actor: Actor, source: Source, message: PreparedMessage, profile_id: uuid.UUID, results: list
+) -> None:
+    """Append the message's consent to the ledger for the person it resolved to.
+
+    In a savepoint: when the ledger refuses (a minor needs a guardian's grant, no published notice
+    of that version), the message is rejected with the ledger's code, nothing of it reaches the
+    ledger, and its event row goes too, so a corrected message with the same id is not a
+    duplicate. Identifiers it carried stay linked, as they would from an identify message.
+    """
+    from consent.services import ConsentError, consent_record
+
+    subject = Profile.objects.filter(pk=profile_id).values_list("merged_into_id", flat=True).first()
+    subject_id = subject or profile_id  # merges keep merged_into pointing at the survivor
+    body = message.consent or {}
+    try:
+        with transaction.atomic():
+            consent_record(
+                actor=actor,
+                subject_id=subject_id,
+                purpose=body["purpose"],
+                event=body["event"],
+                method=body["method"],
+                channel=body["channel"],
+                source=source.name,
+                language=body["language"],
+                policy_version=body["policy_version"],
+                occurred_at=min(message.occurred_at, timezone.now()),
+                evidence=body["evidence"],
+            )
+    except ConsentError as exc:
+        Event.objects.filter(source=source, message_id=message.message_id).delete()
+        code = getattr(exc, "code", "consent_refused") or "consent_refused"
+        results[message.index] = MessageResult(message.index, message.message_id, "rejected", code, str(exc)[:200])
+
+
 def _write(
     *, actor: Actor, source: Source, prepared: list[PreparedMessage], results: list, batch_id: str
 ) -> tuple[int, int]:
+    consents: list[tuple[PreparedMessage, uuid.UUID]] = []
     with transaction.atomic():
         resolver = BatchResolver(source=source, actor_id=actor.actor_id)
         resolver.load(prepared)
@@ -311,7 +397,11 @@ def _write(
                 profile_id, origin = resolver.resolve(message)
                 resolver.apply(message, profile_id, origin)
                 results[message.index] = MessageResult(message.index, message.message_id, "accepted")
+                if message.consent is not None:
+                    consents.append((message, profile_id))
         resolver.flush()
+        for message, profile_id in consents:
+            _record_consent(actor=actor, source=source, message=message, profile_id=profile_id, results=results)
         for merge in resolver.merges:
             audit_record(
                 actor=actor,

@@ -101,6 +101,29 @@ def data_key(subject_id: uuid.UUID | str, *, create: bool) -> tuple[int, bytes] 
     return value
 
 
+def data_keys_create_fresh(subject_ids: set[uuid.UUID]) -> None:
+    """Create data keys for brand-new subjects in one INSERT, and cache them at once.
+
+    For batch paths (ingestion) that mint many subjects in one transaction. Precondition: every
+    id is a fresh subject (e.g. a uuid4 profile created in this same transaction), so every value
+    ever sealed under these keys is written in this transaction too. Caching before commit is then
+    safe: if the transaction rolls back, the key rows, the subjects and all data sealed under them
+    vanish together, and nothing will ask for those ids again.
+    """
+    if not subject_ids:
+        return
+    kms = get_kms()
+    rows, keys = [], []
+    for subject in subject_ids:
+        key = os.urandom(32)
+        version, wrapped = kms.wrap(key, aad=wrap_aad(subject, 1))
+        rows.append(SubjectKey(subject_id=subject, dek_version=1, kek_version=version, wrapped=wrapped))
+        keys.append((subject, key))
+    SubjectKey.objects.bulk_create(rows, batch_size=500)
+    for subject, key in keys:
+        _remember(subject, (1, key))
+
+
 def _committed(subject_id: uuid.UUID, value: tuple[int, bytes]) -> None:
     pending = _pending()
     if subject_id in pending:  # not if the key was shredded (or the cache cleared) meanwhile

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import F, FloatField, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
@@ -27,17 +28,22 @@ from django.db.models.functions import Cast
 
 from cdp.models import Event, Profile, ProfileStatus
 from cdp.services.rules import rules_compile
+from consent.enforcement import profiles_consented_for
 from privacy.dp.spec import QuerySpec, month_index
 
 
 def dp_population_base() -> QuerySet[Profile]:
-    """Every profile a DP query may ever see: active ones (not merged away, not erased).
+    """Every profile a DP query may ever see.
 
-    Consent and restriction filtering plugs in HERE, and only here, so that every metric
-    inherits it: consent.enforcement.profiles_consented_for(queryset, purpose="analytics") and
-    the DSAR restriction flag narrow this queryset (wired by the lead after the consent merge).
+    Only here, so that every metric inherits it: active profiles (not merged away, not erased)
+    that consent enforcement allows for the analytics purpose (settings.CDP_DP_PURPOSE). That
+    excludes people who restricted processing or objected, and, when the purpose's legal basis
+    is consent, everyone without a current, non-stale grant. A withdrawal or restriction takes
+    effect for the very next query (cached releases were computed before it and stay as released).
     """
-    return Profile.objects.filter(status=ProfileStatus.ACTIVE)
+    return profiles_consented_for(
+        Profile.objects.filter(status=ProfileStatus.ACTIVE), purpose=settings.CDP_DP_PURPOSE
+    )
 
 
 def population(spec: QuerySpec) -> QuerySet[Profile]:

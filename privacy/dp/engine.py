@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -400,8 +401,6 @@ def _serve_cached(actor: Actor, release: DpRelease, dataset: str, period) -> Rel
 
 def dp_budget_status(*, actor: Actor, dataset: str | None = None, now=None) -> dict:
     """The caller's and the dataset's epsilon for the current period (a read: not audited)."""
-    from django.conf import settings
-
     actor.require_role(*DP_ROLES)
     dataset = dataset or settings.CDP_DP_DEFAULT_DATASET
     if dataset not in settings.CDP_DP_DATASETS:

@@ -9,6 +9,9 @@ from privacy.audit.models import AuditEntry
 from privacy.dp.models import BudgetAccount, DpRelease
 from tests.factories import EventFactory, ProfileFactory, dp_registry
 
+# The analytics purpose as EU legitimate interests: every active, unrestricted profile counts.
+pytestmark = pytest.mark.usefixtures("analytics_legitimate_interests")
+
 URL = "/api/v1/analytics/query"
 
 

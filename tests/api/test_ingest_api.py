@@ -73,7 +73,7 @@ def test_batch_answers_a_result_per_message(source_client):
         (message(identifiers={"device_id": "null"}), "junk_identifier"),
         (message(identifiers={}), "missing_identifiers"),
         (message(type="teleport"), "unknown_type"),
-        (message(type="consent"), "unknown_type"),
+        (message(type="consent"), "missing_consent"),
         (message(timestamp="yesterday"), "invalid_timestamp"),
         (message(traits={"shoe_size": 42}), "unknown_trait"),
         (message(traits={"city": "Atlantis"}), "invalid_value"),

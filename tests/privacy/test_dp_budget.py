@@ -16,6 +16,9 @@ from privacy.dp.engine import dp_budget_status, dp_query_release
 from privacy.dp.models import BudgetAccount, BudgetCharge, DpRelease
 from tests.factories import EventFactory, ProfileFactory, dp_registry
 
+# The analytics purpose as EU legitimate interests: every active, unrestricted profile counts.
+pytestmark = pytest.mark.usefixtures("analytics_legitimate_interests")
+
 
 @pytest.fixture
 def data(db):

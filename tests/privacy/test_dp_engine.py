@@ -16,6 +16,9 @@ from privacy.dp.models import DpRelease
 from privacy.dp.spec import spec_parse
 from tests.factories import EventFactory, ProfileFactory, SourceFactory, dp_registry
 
+# The analytics purpose as EU legitimate interests: every active, unrestricted profile counts.
+pytestmark = pytest.mark.usefixtures("analytics_legitimate_interests")
+
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 WINDOW = {"start": "2026-01-01T00:00:00Z", "end": "2026-04-01T00:00:00Z"}
 

@@ -17,6 +17,9 @@ from privacy.dp.mechanisms import geometric_half_width, geometric_noise, geometr
 from privacy.dp.spec import spec_parse
 from tests.factories import EventFactory, ProfileFactory, SourceFactory, dp_registry
 
+# The analytics purpose as EU legitimate interests: every active, unrestricted profile counts.
+pytestmark = pytest.mark.usefixtures("analytics_legitimate_interests")
+
 RELEASES = 4000
 
 

@@ -28,13 +28,17 @@ def seed_consent_purposes(**_: object) -> str:
 def seed_demo_consents(*, seed: int = 20261123, **_: object) -> str:
     """Grant purposes to demo customers who have no consent yet (idempotent), as if collected
     by the web shop's cookie banner. Minors in the demo data are skipped, never granted."""
-    rng = random.Random(seed)
     subjects = list(
         Profile.objects.filter(status=ProfileStatus.ACTIVE, consent_states__isnull=True)
         .order_by("created_at", "id")
         .values_list("id", flat=True)
     )
-    grants = [(s, code) for s in subjects for code, rate in DEMO_GRANT_RATES.items() if rng.random() < rate]
+    # Draws are seeded per subject, so a customer who drew no grant draws none again on a re-run:
+    # the step is idempotent, not just "grants to whoever still has none".
+    grants = []
+    for subject in subjects:
+        rng = random.Random(f"{seed}:{subject}")
+        grants += [(subject, code) for code, rate in DEMO_GRANT_RATES.items() if rng.random() < rate]
     if not grants:
         return "no customers without consent"
     counts = consent_import_grants(

@@ -125,15 +125,22 @@ def _to_seq(request: HttpRequest) -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
-@require_GET
-@staff_required
-def compliance_export(request: HttpRequest, fmt: str) -> HttpResponse:
+def _export_plan(request: HttpRequest, fmt: str):
+    """The export plan for the staff downloads, or the plain-text error response to send."""
     if fmt not in FORMATS:
         return HttpResponse("unknown format", status=404, content_type="text/plain")
     try:
-        plan = audit_export_plan(actor=staff_actor(request), fmt=fmt, to_seq=_to_seq(request))
+        return audit_export_plan(actor=staff_actor(request), fmt=fmt, to_seq=_to_seq(request))
     except AuditExportError as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain")
+
+
+@require_GET
+@staff_required
+def compliance_export(request: HttpRequest, fmt: str) -> HttpResponse:
+    plan = _export_plan(request, fmt)
+    if isinstance(plan, HttpResponse):
+        return plan
     response = StreamingHttpResponse(export_chunks(plan), content_type=plan.content_type)
     response["Content-Disposition"] = f'attachment; filename="{plan.filename}"'
     return response
@@ -142,12 +149,9 @@ def compliance_export(request: HttpRequest, fmt: str) -> HttpResponse:
 @require_GET
 @staff_required
 def compliance_export_manifest(request: HttpRequest, fmt: str) -> HttpResponse:
-    if fmt not in FORMATS:
-        return HttpResponse("unknown format", status=404, content_type="text/plain")
-    try:
-        plan = audit_export_plan(actor=staff_actor(request), fmt=fmt, to_seq=_to_seq(request))
-    except AuditExportError as exc:
-        return HttpResponse(str(exc), status=400, content_type="text/plain")
+    plan = _export_plan(request, fmt)
+    if isinstance(plan, HttpResponse):
+        return plan
     stats = ExportStats()
     for _ in export_chunks(plan, stats):
         pass

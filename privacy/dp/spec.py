@@ -63,16 +63,9 @@ MAX_GROUP_BY = 2
 MAX_MONTHS = 36
 
 
-class SpecError(ValueError):
-    """An invalid spec; `path` is the JSON path of the offending node."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
-
-    def as_details(self) -> dict[str, str]:
-        return {"path": self.path, "message": self.message}
+class SpecError(RuleError):
+    """An invalid spec; `path` is the JSON path of the offending node (same shape as a rule error,
+    so the population's rule errors surface unchanged under `$.population...`)."""
 
 
 @dataclass(frozen=True)

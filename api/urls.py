@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from api.views import analytics, audit, consent, dsar, ingest, profiles, system
+from api.views import analytics, audit, consent, dsar, ingest, profiles, segments, system
 
 app_name = "api"
 
@@ -38,6 +38,15 @@ urlpatterns = [
     path("dsar/<int:request_id>", dsar.DsarDetailView.as_view(), name="dsar-detail"),
     path("dsar/<int:request_id>/transitions", dsar.DsarTransitionView.as_view(), name="dsar-transition"),
     path("dsar/<int:request_id>/download", dsar.DsarDownloadView.as_view(), name="dsar-download"),
+    path("segments", segments.SegmentListView.as_view(), name="segments"),
+    path("segments/<int:segment_id>", segments.SegmentDetailView.as_view(), name="segment-detail"),
+    path(
+        "segments/<int:segment_id>/materialize", segments.SegmentMaterializeView.as_view(), name="segment-materialize"
+    ),
+    path("segments/<int:segment_id>/estimate", segments.SegmentEstimateView.as_view(), name="segment-estimate"),
+    path("segments/<int:segment_id>/exports", segments.SegmentExportCreateView.as_view(), name="segment-exports"),
+    path("exports/<uuid:export_id>", segments.ExportDetailView.as_view(), name="export-detail"),
+    path("exports/<uuid:export_id>/download", segments.ExportDownloadView.as_view(), name="export-download"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

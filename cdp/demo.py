@@ -141,3 +141,51 @@ def seed_audit_checkpoint(**_: object) -> str:
 
 
 DEMO_STEPS.append(("audit checkpoint", seed_audit_checkpoint))
+
+
+# --- segments (issue 8) ---
+DEMO_SEGMENTS = [
+    (
+        "Bought in the last 30 days in Shanghai",
+        {
+            "all": [
+                {"type": "trait", "key": "city", "op": "eq", "value": "Shanghai"},
+                {"type": "event", "name": "purchase", "within_days": 30},
+            ]
+        },
+    ),
+    (
+        "Detractors who contacted the call centre",
+        {"all": [{"type": "nps_band", "value": "detractor"}, {"type": "channel", "op": "eq", "value": "call_center"}]},
+    ),
+    (
+        "Loyal WeChat members",
+        {
+            "all": [
+                {"type": "journey_stage", "op": "eq", "value": "loyalty"},
+                {"type": "channel", "op": "eq", "value": "mini_program"},
+                {"type": "trait", "key": "membership_level", "op": "in", "value": ["silver", "gold", "platinum"]},
+            ]
+        },
+    ),
+]
+
+
+def seed_segments(**_: object) -> str:
+    """The demo segments, materialised at once (in SQL) so the UI and API have members to export."""
+    from cdp.actor import Actor, ActorKind, Role
+    from cdp.models import Segment
+    from cdp.services.segments import segment_create, segment_materialise
+
+    actor = Actor(kind=ActorKind.SYSTEM, actor_id="task:seed_demo", role=Role.MARKETING, name="seed_demo")
+    created = 0
+    for name, definition in DEMO_SEGMENTS:
+        segment = Segment.objects.filter(name=name).first()
+        if segment is None:
+            segment = segment_create(actor=actor, name=name, definition=definition)
+            created += 1
+        segment_materialise(segment_id=segment.id, actor=actor)
+    return f"{created} segments created, {len(DEMO_SEGMENTS)} materialised"
+
+
+DEMO_STEPS.append(("segments", seed_segments))

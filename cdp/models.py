@@ -169,3 +169,6 @@ class TraitDefinition(models.Model):
             raise ValidationError("declare both bounds or neither")
         if self.lower_bound is not None and self.lower_bound > self.upper_bound:
             raise ValidationError("lower_bound must not exceed upper_bound")
+
+
+from cdp.segment_models import Segment, SegmentExport, SegmentMembership  # noqa: E402,F401 - segments (issue 8)

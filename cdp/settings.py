@@ -271,3 +271,13 @@ CDP_DP_EPSILON_MAX = env.float("CDP_DP_EPSILON_MAX", default=5.0)
 CDP_DP_MAX_ROWS_PER_PERSON = env.int("CDP_DP_MAX_ROWS_PER_PERSON", default=10)
 CDP_DP_MAX_ROWS_LIMIT = env.int("CDP_DP_MAX_ROWS_LIMIT", default=100)
 CDP_DP_DECIMAL_SCALE = env.int("CDP_DP_DECIMAL_SCALE", default=100)  # decimals are summed in 1/100 units
+
+# Segments (issue 8): scheduled refresh, export lifetime, and the epsilon an export's DP
+# exclusion count costs the requester (documented in docs/segments.md).
+CDP_SEGMENT_REFRESH_SECONDS = env.int("CDP_SEGMENT_REFRESH_SECONDS", default=3600)
+CDP_SEGMENT_EXPORT_TTL_SECONDS = env.int("CDP_SEGMENT_EXPORT_TTL_SECONDS", default=24 * 3600)
+CDP_SEGMENT_EXCLUSION_EPSILON = env.float("CDP_SEGMENT_EXCLUSION_EPSILON", default=0.1)
+CELERY_BEAT_SCHEDULE["segments-refresh"] = {
+    "task": "cdp.segments_refresh",
+    "schedule": float(CDP_SEGMENT_REFRESH_SECONDS),
+}

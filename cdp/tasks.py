@@ -9,3 +9,28 @@ from celery import shared_task
 def ping() -> str:
     """Liveness probe for the broker and workers (used by /api/v1/health and the tests)."""
     return "pong"
+
+
+@shared_task(name="cdp.segment_materialise")
+def segment_materialise_task(segment_id: int) -> int:
+    """Rebuild one segment's membership in SQL (idempotent)."""
+    from cdp.services.segments import segment_materialise
+
+    return segment_materialise(segment_id=segment_id).members
+
+
+@shared_task(name="cdp.segments_refresh")
+def segments_refresh_task() -> int:
+    """Scheduled: re-materialise every segment, and shred expired exports."""
+    from cdp.services.segments import exports_expire, segments_refresh_all
+
+    exports_expire()
+    return segments_refresh_all()
+
+
+@shared_task(name="cdp.segment_export_build")
+def segment_export_build_task(export_id: str) -> str:
+    """Build one consent-gated export (idempotent: only a pending export is built)."""
+    from cdp.services.segments import export_build
+
+    return export_build(export_id=export_id).status

@@ -32,6 +32,7 @@ from django.db import connection
 from django.utils import timezone
 
 from cdp.models import Event, JourneyStage, Profile, ProfileStatus, Source
+from cdp.services.segments import segment_memberships_move  # segments (issue 8)
 from identity.models import Identifier, MergeEvidence, MergeRefusal, Suppression, TraitObservation
 from identity.registry import IdentifierType, identifier_types
 from privacy.crypto import open_sealed, seal
@@ -410,6 +411,7 @@ class BatchResolver:
             merged_at=self.now,
         )
         self.merges.append(MergeRecord(evidence=evidence, subject=s))
+        segment_memberships_move(survivor_id=s, absorbed_ids=[x])  # segments (issue 8): membership follows the merge
         return s
 
     def _vault(self, pid: uuid.UUID) -> dict[str, Any]:

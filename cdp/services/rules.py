@@ -17,10 +17,19 @@ Grammar::
             | {"type": "event", "name": E, "min_count": N, "max_count": M,
                "within_days": D | "since": ISO, "until": ISO,
                "channel": C, "where": [{"property": P, "op": OP, "value": V}, ...]}
+            | {"type": "nps_band", "value": detractor|passive|promoter, "within_days": D}
+            | {"type": "consent", "purpose": CODE, "channel": C, "state": granted|not_granted}
     OP     := eq | ne | in | not_in | exists | not_exists | gt | gte | lt | lte | between
 
 Traits: registry entries of kind ``trait`` that are filterable and non-personal (personal traits
 are sealed and cannot be filtered). Enum traits accept only values of their declared domain.
+Personal identifiers (email, phone, WeChat ids...) are never traits and are refused by name.
+
+NPS band: the person answered the survey (event ``survey_response``, property ``score``, 0-10)
+in that band (detractor 0-6, passive 7-8, promoter 9-10) at least once within the window
+(default 365 days). Consent: the person may (``granted``) or may not (``not_granted``) be
+processed for the purpose and channel right now, by consent.enforcement (restrictions,
+objections and non-active profiles count as not granted).
 """
 
 from __future__ import annotations
@@ -242,14 +251,22 @@ def _compile(node: Any, registry: Registry, path: str, depth: int, budget: list[
     kind = node.get("type")
     if kind == "event":
         return _event_condition(node, registry, path, now)
+    if kind == "nps_band":
+        return _nps_condition(node, path, now)
+    if kind == "consent":
+        return _consent_condition(node, path)
     if kind not in {"trait", "journey_stage", "channel"}:
-        raise RuleError(f"{path}.type", "must be one of: trait, journey_stage, channel, event (or use all/any/not)")
+        raise RuleError(
+            f"{path}.type",
+            "must be one of: trait, journey_stage, channel, event, nps_band, consent (or use all/any/not)",
+        )
     op = node.get("op")
     if op not in ALL_OPS:
         raise RuleError(f"{path}.op", f"unknown operator; allowed: {', '.join(sorted(ALL_OPS))}")
     if kind == "trait":
         _check_keys(node, {"type", "key", "op", "value"}, {"key", "op"}, path)
         key = node["key"]
+        _not_an_identifier(key, f"{path}.key")
         if not isinstance(key, str) or not KEY_RE.match(key) or "__" in key or key not in registry.traits:
             raise RuleError(f"{path}.key", "unknown trait, or not declared filterable and non-personal")
         return _json_condition("attributes", key, op, node.get("value"), registry.traits[key], path)
@@ -261,6 +278,53 @@ def _compile(node: Any, registry: Registry, path: str, depth: int, budget: list[
     positive = ~channel_q if negate else channel_q
     having = Q(id__in=Event.objects.filter(positive).values("profile_id"))
     return ~having if negate else having
+
+
+NPS_BANDS = {"detractor": (0, 6), "passive": (7, 8), "promoter": (9, 10)}
+NPS_EVENT = "survey_response"
+NPS_PROPERTY = "score"
+
+
+def _nps_condition(node: dict, path: str, now: dt.datetime) -> Q:
+    _check_keys(node, {"type", "value", "within_days"}, {"value"}, path)
+    band = node["value"]
+    if band not in NPS_BANDS:
+        raise RuleError(f"{path}.value", f"must be one of: {', '.join(NPS_BANDS)}")
+    days = node.get("within_days", 365)
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3660:
+        raise RuleError(f"{path}.within_days", "must be an integer from 1 to 3660")
+    low, high = NPS_BANDS[band]
+    events = Event.objects.filter(
+        name=NPS_EVENT,
+        occurred_at__gte=now - dt.timedelta(days=days),
+        **{f"properties__{NPS_PROPERTY}__gte": low, f"properties__{NPS_PROPERTY}__lte": high},
+    )
+    return Q(id__in=events.values("profile_id"))
+
+
+def _consent_condition(node: dict, path: str) -> Q:
+    from consent.enforcement import profiles_consented_for  # consent depends on cdp, not the reverse
+    from consent.models import Purpose
+
+    _check_keys(node, {"type", "purpose", "channel", "state"}, {"purpose"}, path)
+    code = node["purpose"]
+    if not isinstance(code, str) or not Purpose.objects.filter(code=code).exists():
+        raise RuleError(f"{path}.purpose", "unknown purpose")
+    channel = node.get("channel")
+    if channel is not None and (not isinstance(channel, str) or not KEY_RE.match(channel)):
+        raise RuleError(f"{path}.channel", "must be a channel name such as sms, email or wechat")
+    state = node.get("state", "granted")
+    if state not in {"granted", "not_granted"}:
+        raise RuleError(f"{path}.state", "must be granted or not_granted")
+    allowed = profiles_consented_for(Profile.objects.all(), purpose=code, channel=channel).values("id")
+    return Q(id__in=allowed) if state == "granted" else ~Q(id__in=allowed)
+
+
+def _not_an_identifier(key: Any, path: str) -> None:
+    from identity.registry import identifier_types
+
+    if isinstance(key, str) and key in identifier_types():
+        raise RuleError(path, "personal identifiers cannot be used in rules")
 
 
 def rules_compile(tree: Any, *, path: str = "$", registry: Registry | None = None, now: dt.datetime | None = None) -> Q:

@@ -265,6 +265,19 @@ def _event_name(raw: dict, required: bool) -> str:
     return name
 
 
+def _segment_population(raw_id: Any) -> tuple[dict, dict[str, int]]:
+    """A segment's current definition as the population (the rule tree, evaluated live in SQL,
+    not its last materialised membership, so the answer never lags behind a refresh)."""
+    from cdp.segment_models import Segment
+
+    if isinstance(raw_id, bool) or not isinstance(raw_id, int) or raw_id < 1:
+        raise SpecError("$.segment_id", "must be a segment id (a positive integer)")
+    segment = Segment.objects.filter(pk=raw_id).only("id", "definition", "version").first()
+    if segment is None:
+        raise SpecError("$.segment_id", "no such segment")
+    return segment.definition, {"id": segment.id, "version": segment.version}
+
+
 def spec_parse(raw: Any, *, registry: Registry | None = None) -> QuerySpec:
     """Validate a JSON spec and return the normalised QuerySpec (or raise SpecError)."""
     if not isinstance(raw, dict):
@@ -276,10 +289,6 @@ def spec_parse(raw: Any, *, registry: Registry | None = None) -> QuerySpec:
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise SpecError(f"$.{unknown[0]}", f"unknown option for {metric}; allowed: {', '.join(sorted(allowed))}")
-    if "segment_id" in raw:
-        raise SpecError(
-            "$.segment_id", "segments are not available to DP queries yet; pass a filter tree in population"
-        )
     registry = registry or Registry.load()
 
     dataset = raw.get("dataset", settings.CDP_DP_DEFAULT_DATASET)
@@ -293,7 +302,13 @@ def spec_parse(raw: Any, *, registry: Registry | None = None) -> QuerySpec:
         raise SpecError("$.epsilon", f"must be from {low} to {high}")
     epsilon = round(float(epsilon), 6)
 
-    population = raw.get("population") or {}
+    segment_ref: dict[str, int] | None = None
+    if "segment_id" in raw:
+        if "population" in raw:
+            raise SpecError("$.segment_id", "name either segment_id or population, not both")
+        population, segment_ref = _segment_population(raw["segment_id"])
+    else:
+        population = raw.get("population") or {}
     try:
         rules_compile(population, path="$.population", registry=registry)
     except RuleError as exc:
@@ -321,6 +336,9 @@ def spec_parse(raw: Any, *, registry: Registry | None = None) -> QuerySpec:
         "dataset": dataset,
         "epsilon": epsilon,
         "population": population,
+        # The segment and its definition version are part of the cache key: a changed definition
+        # is a new question, not a repeat that may reuse an older release.
+        "segment": segment_ref,
         "window": {"start": window.start.isoformat(), "end": window.end.isoformat()} if window.start else None,
         "group_by": [d.name for d in dims],
     }

@@ -63,7 +63,9 @@ BAD_SPECS = [
         {"metric": "count", "epsilon": 1, "population": {"type": "trait", "key": "shoe", "op": "eq", "value": "x"}},
         "$.population.key",
     ),
-    ("segment not yet supported", {"metric": "count", "epsilon": 1, "segment_id": 4}, "$.segment_id"),
+    ("unknown segment", {"metric": "count", "epsilon": 1, "segment_id": 999999}, "$.segment_id"),
+    ("segment id not an int", {"metric": "count", "epsilon": 1, "segment_id": "4"}, "$.segment_id"),
+    ("segment and population", {"metric": "count", "epsilon": 1, "segment_id": 4, "population": {}}, "$.segment_id"),
     ("month without window", {"metric": "count", "epsilon": 1, "group_by": ["month"]}, "$.window"),
     (
         "bad window",

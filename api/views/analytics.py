@@ -6,6 +6,8 @@ key, so a misspelt option is a 400 with the JSON path, never silently ignored).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -17,7 +19,7 @@ from api.permissions import role_required
 from api.views.base import request_actor
 from cdp.actor import Role
 from privacy.dp.budget import BudgetExhausted
-from privacy.dp.engine import dp_budget_status, dp_query_release
+from privacy.dp.engine import ReleaseResult, dp_budget_status, dp_query_release
 from privacy.dp.mechanisms import PrivacyLeakError
 from privacy.dp.spec import METRICS, SpecError
 
@@ -76,6 +78,31 @@ class DpReleaseSerializer(serializers.Serializer):
     result = serializers.DictField(help_text="rows: [{group, values: {measure: {value, error_95}}}], mechanism, ...")
 
 
+def dp_release_response(release: Callable[[], ReleaseResult]) -> Response:
+    """Run one DP release and shape its answer or its refusal (the analytics query and the segment
+    estimate both answer this way): a bad spec is a 400 with the JSON path, an exhausted budget a
+    403 `budget_exhausted` with the scope, a mechanism refusal a 400."""
+    try:
+        released = release()
+    except SpecError as exc:
+        raise ValidationError(exc.as_details()) from exc
+    except BudgetExhausted as exc:
+        details = {"scope": exc.scope, "requested": float(exc.requested), "remaining": float(exc.remaining)}
+        return Response(error_body("budget_exhausted", str(exc), details), status=403)
+    except PrivacyLeakError as exc:
+        raise ValidationError({"path": "$", "message": "the mechanism refused this release"}) from exc
+    return Response(
+        {
+            "release_id": released.release_id,
+            "cached": released.cached,
+            "query_hash": released.spec_hash,
+            "epsilon_charged": released.epsilon_charged,
+            "budget": released.budget,
+            "result": released.result,
+        }
+    )
+
+
 class AnalyticsQueryView(APIView):
     """Release one differentially private aggregate, charged to the caller's budget."""
 
@@ -85,24 +112,7 @@ class AnalyticsQueryView(APIView):
     def post(self, request):
         if not isinstance(request.data, dict):
             raise ValidationError({"path": "$", "message": "must be a JSON object"})
-        try:
-            released = dp_query_release(actor=request_actor(request), spec=dict(request.data))
-        except SpecError as exc:
-            raise ValidationError(exc.as_details()) from exc
-        except BudgetExhausted as exc:
-            details = {"scope": exc.scope, "requested": float(exc.requested), "remaining": float(exc.remaining)}
-            return Response(error_body("budget_exhausted", str(exc), details), status=403)
-        except PrivacyLeakError as exc:
-            raise ValidationError({"path": "$", "message": "the mechanism refused this release"}) from exc
-        body = {
-            "release_id": released.release_id,
-            "cached": released.cached,
-            "query_hash": released.spec_hash,
-            "epsilon_charged": released.epsilon_charged,
-            "budget": released.budget,
-            "result": released.result,
-        }
-        return Response(body)
+        return dp_release_response(lambda: dp_query_release(actor=request_actor(request), spec=dict(request.data)))
 
 
 class AnalyticsBudgetView(APIView):

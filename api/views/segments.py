@@ -14,13 +14,11 @@ from rest_framework.views import APIView
 
 from api.errors import Conflict, error_body
 from api.permissions import role_required
-from api.views.analytics import DpReleaseSerializer
+from api.views.analytics import DpReleaseSerializer, dp_release_response
 from api.views.base import request_actor
 from cdp.actor import Role
 from cdp.models import Segment, SegmentExport
 from cdp.services import segments as svc
-from privacy.dp.budget import BudgetExhausted
-from privacy.dp.spec import SpecError
 
 
 class SegmentSerializer(serializers.ModelSerializer):
@@ -182,27 +180,13 @@ class SegmentEstimateView(APIView):
     def post(self, request, segment_id: int):
         _get_segment(segment_id)
         data = _body(EstimateSerializer, request)
-        try:
-            released = svc.segment_estimate(
+        return dp_release_response(
+            lambda: svc.segment_estimate(
                 actor=request_actor(request),
                 segment_id=segment_id,
                 epsilon=data["epsilon"],
                 group_by=data.get("group_by"),
             )
-        except SpecError as exc:
-            raise ValidationError(exc.as_details()) from exc
-        except BudgetExhausted as exc:
-            details = {"scope": exc.scope, "requested": float(exc.requested), "remaining": float(exc.remaining)}
-            return Response(error_body("budget_exhausted", str(exc), details), status=403)
-        return Response(
-            {
-                "release_id": released.release_id,
-                "cached": released.cached,
-                "query_hash": released.spec_hash,
-                "epsilon_charged": released.epsilon_charged,
-                "budget": released.budget,
-                "result": released.result,
-            }
         )
 
 

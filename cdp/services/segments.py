@@ -34,16 +34,8 @@ SEGMENT_ROLES = (Role.MARKETING,)
 ESTIMATE_DIMENSIONS_HELP = "Up to 2 public dimensions: journey_stage, trait:<enum key>."
 
 
-class SegmentError(ValueError):
+class SegmentError(RuleError):
     """Bad input for a segment operation; `path` is the JSON path of the bad node."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
-
-    def as_details(self) -> dict[str, str]:
-        return {"path": self.path, "message": self.message}
 
 
 class ExportUnavailable(Exception):

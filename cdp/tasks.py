@@ -13,10 +13,12 @@ def ping() -> str:
 
 @shared_task(name="cdp.segment_materialise")
 def segment_materialise_task(segment_id: int) -> int:
-    """Rebuild one segment's membership in SQL (idempotent)."""
+    """Rebuild one segment's membership in SQL (idempotent). Returns the definition version it
+    computed, never the member count: task results reach worker logs and the result backend,
+    and an exact segment size belongs only in the audit entry."""
     from cdp.services.segments import segment_materialise
 
-    return segment_materialise(segment_id=segment_id).members
+    return segment_materialise(segment_id=segment_id).version
 
 
 @shared_task(name="cdp.segments_refresh")

@@ -307,6 +307,13 @@ def export_create(
         raise SegmentError("$.channel", f"purpose '{purpose}' does not cover this channel")
     if segment.materialised_version is None:
         raise SegmentError("$", "the segment has not been materialised yet")
+    # issue 10: the export must name a registered recipient allowed for the purpose (audited refusal).
+    from privacy.compliance.services import ComplianceError, recipient_for_export
+
+    try:
+        recipient_for_export(actor=actor, name=recipient_name, purpose=purpose, export_ref=str(segment.id))
+    except ComplianceError as exc:
+        raise SegmentError(exc.path, exc.message) from exc
     with transaction.atomic():
         export = SegmentExport.objects.create(
             segment=segment,
@@ -337,6 +344,12 @@ def _contacts(export: SegmentExport) -> tuple[list[dict], int]:
     )
     member_count = members.count()
     consented = profiles_consented_for(members, purpose=export.purpose, channel=export.channel)
+    # issue 10: another handler (PIPL Art. 23) / abroad (Art. 39) needs the separate consents too.
+    from privacy.compliance.models import Recipient
+    from privacy.compliance.services import profiles_allowed_for_recipient
+
+    recipient = Recipient.objects.filter(name=export.recipient_name, active=True).first()
+    consented = profiles_allowed_for_recipient(consented, recipient) if recipient else consented.none()
     identifiers = (
         Identifier.objects.filter(profile_id__in=consented.values("id"), id_type=id_type, over_limit=False)
         .exclude(blind_index__in=Suppression.objects.filter(id_type=id_type).values("blind_index"))
@@ -429,6 +442,18 @@ def export_build(*, export_id: uuid.UUID | str) -> SegmentExport:
         export.status = SegmentExport.Status.READY
         export.built_at = timezone.now()
         export.save()
+        # issue 10: remember who went to which recipient (GDPR Art. 19 notifications).
+        from privacy.compliance.models import Recipient
+        from privacy.compliance.services import disclosures_record
+
+        recipient = Recipient.objects.filter(name=export.recipient_name).first()
+        if recipient is not None:
+            disclosures_record(
+                recipient=recipient,
+                export_id=export.id,
+                purpose=export.purpose,
+                subject_ids=[r["profile_id"] for r in rows],
+            )
         audit_record(
             actor=actor,
             action=AuditAction.SEGMENT_EXPORT,
@@ -441,6 +466,7 @@ def export_build(*, export_id: uuid.UUID | str) -> SegmentExport:
                 "size": len(rows),
                 "members": members,
                 "exclusions_epsilon": export.excluded_dp.get("epsilon", 0.0),
+                "recipient_id": recipient.pk if recipient else None,
             },
         )
     return export

@@ -293,3 +293,9 @@ CDP_PRIVACY_CONTACT = env.str("CDP_PRIVACY_CONTACT", default="privacy@example.co
 CDP_ASSESSMENT_PURPOSES = env.list("CDP_ASSESSMENT_PURPOSES", default=["personalisation"])
 CDP_ASSESSMENT_RETENTION_YEARS = env.int("CDP_ASSESSMENT_RETENTION_YEARS", default=3)  # PIPL Art. 56
 CELERY_BEAT_SCHEDULE["breach-deadlines"] = {"task": "privacy.breach_deadlines", "schedule": 900.0}
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["RecipientRoleEnum"] = (
+    "privacy.compliance.models.RecipientRole"
+)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["TransferMechanismEnum"] = "privacy.compliance.models.TransferMechanism"
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["BreachStatusEnum"] = "privacy.compliance.models.BreachStatus"
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["ApiKeyRoleEnum"] = "api.models.API_ROLES"

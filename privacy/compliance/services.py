@@ -485,3 +485,62 @@ def purpose_activate(*, actor: Actor, purpose: str):
     if refused:
         raise refused
     return obj
+
+
+def disclosures_export(subject_id: uuid.UUID) -> list[dict]:
+    """DSAR provider (access package, GDPR Art. 15(1)(c)): which recipients got the person's data, when.
+
+    No erase function on purpose: the record of a disclosure is what lets the controller tell the
+    recipient of the erasure (GDPR Art. 19) and prove it later; it holds only the pseudonymous id."""
+    rows = Disclosure.objects.filter(subject_id=subject_id).select_related("recipient").order_by("disclosed_at")
+    return [
+        {
+            "recipient": d.recipient.name,
+            "role": d.recipient.role,
+            "country": d.recipient.country,
+            "purpose": d.purpose,
+            "disclosed_at": d.disclosed_at.isoformat(),
+        }
+        for d in rows
+    ]
+
+
+DEMO_RECIPIENTS = (
+    {
+        "name": "SMS gateway (demo)",
+        "contact": "ops@sms-gateway.example",
+        "role": RecipientRole.PROCESSOR,
+        "country": "CN",
+        "transfer_mechanism": "",
+        "purposes": ["marketing_sms"],
+    },
+    {
+        "name": "Mail house (demo)",
+        "contact": "privacy@mailhouse.example",
+        "role": RecipientRole.PROCESSOR,
+        "country": "CN",
+        "transfer_mechanism": "",
+        "purposes": ["marketing_email"],
+    },
+    {
+        "name": "Group HQ EU (demo)",
+        "contact": "dpo@group-hq.example.eu",
+        "role": RecipientRole.HANDLER,
+        "country": "DE",
+        "transfer_mechanism": TransferMechanism.STANDARD_CONTRACT,
+        "purposes": ["cross_border_transfer", "third_party_sharing"],
+    },
+)
+
+
+def seed_recipients(**_: object) -> str:
+    """seed_demo step: a small recipients register (idempotent: by name)."""
+    from consent.models import Purpose
+
+    known = set(Purpose.objects.values_list("code", flat=True))
+    created = 0
+    for spec in DEMO_RECIPIENTS:
+        spec = {**spec, "purposes": [p for p in spec["purposes"] if p in known]}
+        _, was_created = Recipient.objects.get_or_create(name=spec["name"], defaults=spec)
+        created += int(was_created)
+    return f"recipients register: {created} added, {len(DEMO_RECIPIENTS) - created} already there"

@@ -68,3 +68,23 @@ def test_activation_over_the_api_needs_an_approved_assessment(make_client, conse
     assert approver.post(f"/api/v1/assessments/{aid}/approve").json()["status"] == "approved"
     done = author.post("/api/v1/purposes/third_party_sharing/activate")
     assert done.status_code == 200 and done.json() == {"code": "third_party_sharing", "active": True}
+
+
+def test_segment_export_to_unregistered_recipient_is_400(make_client, consent_purposes):
+    from cdp.services import segments as seg
+
+    client = make_client("marketing")
+    sid = client.post(
+        "/api/v1/segments",
+        {"name": "S", "definition": {"type": "journey_stage", "op": "in", "value": ["purchase"]}},
+        format="json",
+    ).json()["id"]
+    seg.segment_materialise(segment_id=sid)
+    response = client.post(
+        f"/api/v1/segments/{sid}/exports",
+        {"purpose": "marketing_sms", "channel": "sms", "recipient_name": "Unknown vendor"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["path"] == "$.recipient_name"
+    assert AuditEntry.objects.filter(action="export.refused", outcome="denied").count() == 1

@@ -238,3 +238,16 @@ def test_compliance_doc_maps_the_issue_articles():
     missing = ({f"GDPR {n}" for n in gdpr} | {f"PIPL {n}" for n in pipl}) - rows
     assert not missing, sorted(missing)
     assert "Left to the operator's organisation" in text
+
+
+def test_access_package_lists_disclosures_and_demo_step_is_idempotent(contacts, shanghai, marketer):  # noqa: F811
+    from privacy.dsar.providers import providers
+
+    gateway = registered_recipient("SMS gateway", purposes=["marketing_sms"])
+    export_to(marketer, shanghai, gateway.name)
+    provider = {p.name: p for p in providers()}["recipient_disclosures"]
+    rows = provider.export(contacts["p0"].id)
+    assert [(r["recipient"], r["purpose"]) for r in rows] == [("SMS gateway", "marketing_sms")]
+    assert provider.erase is None  # kept: it is what lets the controller tell the recipient (Art. 19)
+    assert "3 added" in comp.seed_recipients()
+    assert "0 added" in comp.seed_recipients()

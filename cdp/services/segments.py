@@ -9,6 +9,9 @@ Why this shape:
   consent, are restricted, merged away or erased, or whose contact identifier is suppressed are
   left out. It holds the pseudonymous id plus the one identifier its channel needs, sealed under
   the export's own id; the key is shredded after the single download or at expiry.
+- (issue 10) An export names a registered recipient allowed for its purpose; a recipient that is
+  another handler or abroad also needs each person's `third_party_sharing` / `cross_border_transfer`
+  consent (privacy.compliance.services), and every build records the disclosures (GDPR Art. 19).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from api.views import analytics, audit, consent, dsar, ingest, profiles, segments, system
+from api.views import analytics, audit, compliance_ops, consent, dsar, ingest, profiles, segments, system
 
 app_name = "api"
 
@@ -47,6 +47,24 @@ urlpatterns = [
     path("segments/<int:segment_id>/exports", segments.SegmentExportCreateView.as_view(), name="segment-exports"),
     path("exports/<uuid:export_id>", segments.ExportDetailView.as_view(), name="export-detail"),
     path("exports/<uuid:export_id>/download", segments.ExportDownloadView.as_view(), name="export-download"),
+    # issue 10: compliance operations
+    path("recipients", compliance_ops.RecipientListView.as_view(), name="recipients"),
+    path("recipients/<int:recipient_id>", compliance_ops.RecipientDetailView.as_view(), name="recipient-detail"),
+    path("breaches", compliance_ops.BreachListView.as_view(), name="breaches"),
+    path("breaches/<int:breach_id>", compliance_ops.BreachDetailView.as_view(), name="breach-detail"),
+    path("breaches/<int:breach_id>/notification-form", compliance_ops.BreachFormView.as_view(), name="breach-form"),
+    path("assessments", compliance_ops.AssessmentListView.as_view(), name="assessments"),
+    path(
+        "assessments/<int:assessment_id>/approve",
+        compliance_ops.AssessmentApproveView.as_view(),
+        name="assessment-approve",
+    ),
+    path("purposes/<slug:code>/activate", compliance_ops.PurposeActivateView.as_view(), name="purpose-activate"),
+    path(
+        "dsar/<int:request_id>/recipient-notifications",
+        compliance_ops.DsarRecipientNotificationsView.as_view(),
+        name="dsar-recipient-notifications",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

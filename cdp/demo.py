@@ -189,3 +189,13 @@ def seed_segments(**_: object) -> str:
 
 
 DEMO_STEPS.append(("segments", seed_segments))
+
+
+def seed_recipients(**kwargs: object) -> str:
+    """issue 10: the recipients register, so demo exports name a registered recipient."""
+    from privacy.compliance.services import seed_recipients as seed
+
+    return seed(**kwargs)
+
+
+DEMO_STEPS.append(("recipients register", seed_recipients))

@@ -281,3 +281,21 @@ CELERY_BEAT_SCHEDULE["segments-refresh"] = {
     "task": "cdp.segments_refresh",
     "schedule": float(CDP_SEGMENT_REFRESH_SECONDS),
 }
+
+# --- compliance operations (issue 10) -----------------------------------------------------------
+# Countries where the platform processes; a recipient elsewhere is a cross-border one (PIPL Art. 38).
+CDP_HOME_COUNTRIES = env.list("CDP_HOME_COUNTRIES", default=["CN"])
+CDP_BREACH_NOTIFY_HOURS = env.int("CDP_BREACH_NOTIFY_HOURS", default=72)  # GDPR Art. 33(1)
+CDP_BREACH_NEAR_HOURS = env.int("CDP_BREACH_NEAR_HOURS", default=24)
+CDP_CONTROLLER_NAME = env.str("CDP_CONTROLLER_NAME", default="The brand (personal-information handler)")
+CDP_PRIVACY_CONTACT = env.str("CDP_PRIVACY_CONTACT", default="privacy@example.com")
+# Purposes that need an impact assessment besides those with a separate-consent kind (PIPL Art. 55(2)).
+CDP_ASSESSMENT_PURPOSES = env.list("CDP_ASSESSMENT_PURPOSES", default=["personalisation"])
+CDP_ASSESSMENT_RETENTION_YEARS = env.int("CDP_ASSESSMENT_RETENTION_YEARS", default=3)  # PIPL Art. 56
+CELERY_BEAT_SCHEDULE["breach-deadlines"] = {"task": "privacy.breach_deadlines", "schedule": 900.0}
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["RecipientRoleEnum"] = (
+    "privacy.compliance.models.RecipientRole"
+)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["TransferMechanismEnum"] = "privacy.compliance.models.TransferMechanism"
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["BreachStatusEnum"] = "privacy.compliance.models.BreachStatus"
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["ApiKeyRoleEnum"] = "api.models.API_ROLES"

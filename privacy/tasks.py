@@ -61,3 +61,11 @@ def retention_purge() -> dict:
     from privacy.retention import retention_purge as purge
 
     return purge(actor=Actor.system("retention_purge")).as_dict()
+
+
+@shared_task(name="privacy.breach_deadlines", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def breach_deadlines() -> dict:
+    """Flag open breaches near or past their 72-hour deadline (beat, every 15 min; audited `breach.deadline`)."""
+    from privacy.compliance.services import breaches_flag_deadlines
+
+    return breaches_flag_deadlines(actor=Actor.system("breach_deadlines"))

@@ -88,3 +88,30 @@ def dp_registry() -> dict[str, TraitDefinition]:
             enum_values=enum,
         )
     return out
+
+
+def registered_recipient(
+    name: str = "SMS vendor",
+    *,
+    role: str = "processor",
+    country: str = "CN",
+    mechanism: str = "",
+    purposes: list[str] | None = None,
+):
+    """A recipients-register entry (issue 10); by default a domestic processor allowed every purpose."""
+    from consent.models import Purpose
+    from privacy.compliance.models import Recipient
+
+    if purposes is None:
+        purposes = list(Purpose.objects.values_list("code", flat=True))
+    recipient, _ = Recipient.objects.update_or_create(
+        name=name,
+        defaults={
+            "contact": "privacy@vendor.example",
+            "role": role,
+            "country": country,
+            "transfer_mechanism": mechanism,
+            "purposes": purposes,
+        },
+    )
+    return recipient

@@ -60,7 +60,13 @@ class EstimateSerializer(serializers.Serializer):
 class ExportCreateSerializer(serializers.Serializer):
     purpose = serializers.CharField(max_length=64, help_text="A registered purpose code, e.g. marketing_sms.")
     channel = serializers.ChoiceField(choices=sorted(svc.EXPORT_CHANNELS))
-    recipient_name = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+    recipient_name = serializers.CharField(
+        max_length=120,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="A registered, active recipient allowed for the purpose (GET /api/v1/recipients).",
+    )
 
 
 class ExportSerializer(serializers.ModelSerializer):

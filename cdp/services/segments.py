@@ -9,6 +9,9 @@ Why this shape:
   consent, are restricted, merged away or erased, or whose contact identifier is suppressed are
   left out. It holds the pseudonymous id plus the one identifier its channel needs, sealed under
   the export's own id; the key is shredded after the single download or at expiry.
+- (issue 10) An export names a registered recipient allowed for its purpose; a recipient that is
+  another handler or abroad also needs each person's `third_party_sharing` / `cross_border_transfer`
+  consent (privacy.compliance.services), and every build records the disclosures (GDPR Art. 19).
 """
 
 from __future__ import annotations
@@ -299,6 +302,13 @@ def export_create(
         raise SegmentError("$.channel", f"purpose '{purpose}' does not cover this channel")
     if segment.materialised_version is None:
         raise SegmentError("$", "the segment has not been materialised yet")
+    # issue 10: the export must name a registered recipient allowed for the purpose (audited refusal).
+    from privacy.compliance.services import ComplianceError, recipient_for_export
+
+    try:
+        recipient_for_export(actor=actor, name=recipient_name, purpose=purpose, export_ref=str(segment.id))
+    except ComplianceError as exc:
+        raise SegmentError(exc.path, exc.message) from exc
     with transaction.atomic():
         export = SegmentExport.objects.create(
             segment=segment,
@@ -329,6 +339,12 @@ def _contacts(export: SegmentExport) -> tuple[list[dict], int]:
     )
     member_count = members.count()
     consented = profiles_consented_for(members, purpose=export.purpose, channel=export.channel)
+    # issue 10: another handler (PIPL Art. 23) / abroad (Art. 39) needs the separate consents too.
+    from privacy.compliance.models import Recipient
+    from privacy.compliance.services import profiles_allowed_for_recipient
+
+    recipient = Recipient.objects.filter(name=export.recipient_name, active=True).first()
+    consented = profiles_allowed_for_recipient(consented, recipient) if recipient else consented.none()
     identifiers = (
         Identifier.objects.filter(profile_id__in=consented.values("id"), id_type=id_type, over_limit=False)
         .exclude(blind_index__in=Suppression.objects.filter(id_type=id_type).values("blind_index"))
@@ -421,6 +437,18 @@ def export_build(*, export_id: uuid.UUID | str) -> SegmentExport:
         export.status = SegmentExport.Status.READY
         export.built_at = timezone.now()
         export.save()
+        # issue 10: remember who went to which recipient (GDPR Art. 19 notifications).
+        from privacy.compliance.models import Recipient
+        from privacy.compliance.services import disclosures_record
+
+        recipient = Recipient.objects.filter(name=export.recipient_name).first()
+        if recipient is not None:
+            disclosures_record(
+                recipient=recipient,
+                export_id=export.id,
+                purpose=export.purpose,
+                subject_ids=[r["profile_id"] for r in rows],
+            )
         audit_record(
             actor=actor,
             action=AuditAction.SEGMENT_EXPORT,
@@ -433,6 +461,7 @@ def export_build(*, export_id: uuid.UUID | str) -> SegmentExport:
                 "size": len(rows),
                 "members": members,
                 "exclusions_epsilon": export.excluded_dp.get("epsilon", 0.0),
+                "recipient_id": recipient.pk if recipient else None,
             },
         )
     return export

@@ -50,6 +50,15 @@ class AuditAction(models.TextChoices):
     DSAR_DOWNLOAD = "dsar.download", "Data-subject package downloaded"
     DSAR_DEADLINE = "dsar.deadline", "Data-subject request deadline flagged"
     RETENTION_PURGE = "retention.purge", "Retention purge"
+    RECIPIENT_CHANGE = "recipient.change", "Recipients register changed"
+    EXPORT_REFUSED = "export.refused", "Export refused (recipient register)"
+    RECIPIENT_NOTIFY = "recipient.notify", "Recipient notified of rectification/erasure"
+    BREACH_CREATE = "breach.create", "Breach registered"
+    BREACH_UPDATE = "breach.update", "Breach updated"
+    BREACH_DEADLINE = "breach.deadline", "Breach notification deadline flagged"
+    BREACH_EXPORT = "breach.export", "Breach notification form exported"
+    ASSESSMENT_CHANGE = "assessment.change", "Impact assessment recorded or approved"
+    PURPOSE_ACTIVATE = "purpose.activate", "Purpose activated"
     SYSTEM = "system", "System operation"
 
 

@@ -301,6 +301,11 @@ def _complete(actor: Actor, request: DataSubjectRequest, result: dict) -> None:
     request.status = DsarStatus.COMPLETED
     request.completed_at = timezone.now()
     request.deadline_flag = ""
+    if request.type in (DsarType.ERASURE, DsarType.RECTIFICATION, DsarType.RESTRICTION) and request.subject_id:
+        # issue 10 (GDPR Art. 19): the receipt lists the recipients that had the person's data.
+        from privacy.compliance.services import recipient_notices
+
+        result = {**result, "recipients_to_notify": recipient_notices(request)}
     request.result = {**request.result, **result}
     request.save()
     _audit_transition(actor, request, "complete", before)

@@ -10,7 +10,7 @@ from consent.services import consent_grant
 from identity.models import Identifier
 from privacy.crypto import seal
 from privacy.dp.models import BudgetAccount
-from tests.factories import ProfileFactory, dp_registry
+from tests.factories import ProfileFactory, dp_registry, registered_recipient
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("consent_purposes")]
 
@@ -110,6 +110,7 @@ def test_export_end_to_end(people, make_client, django_capture_on_commit_callbac
     client = make_client("marketing")
     sid = create(client).json()["id"]
     svc.segment_materialise(segment_id=sid)
+    registered_recipient("SMS vendor")  # issue 10
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(
             f"/api/v1/segments/{sid}/exports",

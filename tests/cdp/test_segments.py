@@ -16,7 +16,7 @@ from cdp.services.rules import RuleError, rules_compile
 from consent.services import consent_grant, consent_withdraw
 from identity.models import Identifier, Suppression
 from privacy.audit.models import AuditEntry
-from tests.factories import EventFactory, ProfileFactory, dp_registry
+from tests.factories import EventFactory, ProfileFactory, dp_registry, registered_recipient
 from tests.identity.conftest import msg, registry, send, source, source_actor  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.django_db]
@@ -256,7 +256,10 @@ def shanghai(contacts, marketer, django_capture_on_commit_callbacks):
 
 
 def build(marketer, segment, channel="sms", purpose="marketing_sms") -> SegmentExport:
-    export = svc.export_create(actor=marketer, segment_id=segment.id, purpose=purpose, channel=channel)
+    recipient = registered_recipient()  # issue 10: exports go to registered recipients only
+    export = svc.export_create(
+        actor=marketer, segment_id=segment.id, purpose=purpose, channel=channel, recipient_name=recipient.name
+    )
     return svc.export_build(export_id=export.id)
 
 

@@ -283,7 +283,10 @@ def test_partial_erasure_only_removes_matching_events(people):
 def test_rectification_replaces_value_everywhere(people):
     anna, _ = people
     request = work(anna.id, "rectification", traits={"name": "Anna Schmidt-Weber", "city": "Paris"})
-    assert request.status == "completed" and request.result == {"traits_changed": ["city", "name"]}
+    assert request.status == "completed" and request.result == {
+        "traits_changed": ["city", "name"],
+        "recipients_to_notify": [],  # issue 10: GDPR Art. 19 (no export reached anyone)
+    }
     anna.refresh_from_db()
     assert traits_open(profile_id=anna.id, blob=anna.vault)["name"] == "Anna Schmidt-Weber"
     assert anna.attributes["city"] == "Paris"

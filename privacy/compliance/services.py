@@ -543,4 +543,4 @@ def seed_recipients(**_: object) -> str:
         spec = {**spec, "purposes": [p for p in spec["purposes"] if p in known]}
         _, was_created = Recipient.objects.get_or_create(name=spec["name"], defaults=spec)
         created += int(was_created)
-    return f"recipients register: {created} added, {len(DEMO_RECIPIENTS) - created} already there"
+    return f"{created} added, {len(DEMO_RECIPIENTS) - created} already there"

@@ -18,7 +18,7 @@ from api.permissions import role_required
 from api.views.base import PURPOSE_HEADER, request_actor
 from cdp.actor import Role
 from privacy.audit.actions import AuditAction, Outcome
-from privacy.audit.chain import key_id
+from privacy.audit.chain import ROW_COLUMNS, key_id
 from privacy.audit.checkpoints import public_key_hex, public_key_pem
 from privacy.audit.export import FORMATS, AuditExportError, audit_export_manifest, audit_export_plan, export_chunks
 from privacy.audit.models import AuditCheckpoint, AuditEntry
@@ -40,25 +40,7 @@ class IgnoreFormatParameter(DefaultContentNegotiation):
 class AuditEntrySerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEntry
-        fields = [
-            "seq",
-            "occurred_at",
-            "actor_kind",
-            "actor_id",
-            "role",
-            "action",
-            "outcome",
-            "subject_id",
-            "purpose",
-            "legal_basis",
-            "object_type",
-            "object_id",
-            "request_id",
-            "client_hash",
-            "details",
-            "prev_hash",
-            "hash",
-        ]
+        fields = list(ROW_COLUMNS)  # the exported columns: chained fields, then prev_hash and hash
 
 
 class AuditSearchParams(serializers.Serializer):

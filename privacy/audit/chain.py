@@ -55,7 +55,7 @@ def key_id(public_key_hex: str) -> str:
 
 
 # Columns to read for hashing, exporting and verifying (values() rows, no model instances).
-ROW_COLUMNS = (*[f for f in CHAINED_FIELDS], "prev_hash", "hash")
+ROW_COLUMNS = (*CHAINED_FIELDS, "prev_hash", "hash")
 
 
 def row_fields(row: dict[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,6 @@ from privacy.audit.models import AuditCheckpoint, AuditEntry
 from privacy.audit.writer import audit_record
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
-EXPORT_COLUMNS = (*CHAINED_FIELDS, "prev_hash", "hash")
 EXPORT_ROLES = (Role.COMPLIANCE, Role.ADMIN, Role.SYSTEM)
 CHUNK_SIZE = 5000
 HASH_RULE = 'sha256(utf8(prev_hash + "\\n" + json(fields, sort_keys, separators=(",", ":"), ensure_ascii=False)))'
@@ -126,7 +125,7 @@ def export_chunks(
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n") if plan.format == "csv" else None
     if writer is not None:
-        writer.writerow(EXPORT_COLUMNS)
+        writer.writerow(ROW_COLUMNS)
     pending = 0
     with read_snapshot():
         for row in rows:
@@ -169,7 +168,7 @@ def export_manifest(plan: ExportPlan, stats: ExportStats) -> dict[str, Any]:
         "last": stats.last or None,
         "sha256": stats.sha256.hexdigest(),
         "hash_rule": HASH_RULE,
-        "columns": list(EXPORT_COLUMNS),
+        "columns": list(ROW_COLUMNS),
         "checkpoint": (
             {
                 "seq": cp.seq,

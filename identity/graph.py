@@ -29,10 +29,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
+from cdp.bulk import copy_insert, fast_bulk_update
 from cdp.models import Event, JourneyStage, Profile, ProfileStatus, Source
-from cdp.services.segments import segment_memberships_move  # segments (issue 8)
+from cdp.services.segments import segment_memberships_follow_merges  # segments (issue 8)
 from identity.models import Identifier, MergeEvidence, MergeRefusal, Suppression, TraitObservation
 from identity.registry import IdentifierType, identifier_types
 from privacy.crypto import open_sealed, seal
@@ -184,13 +186,10 @@ class BatchResolver:
             "profile_id", "id_type", "blind_index"
         ):
             self.profile_ids[pid].setdefault(id_type, set()).add(bi)
-        for a, b in MergeEvidence.objects.filter(undone_at__isnull=False, survivor_id__in=list(unknown)).values_list(
-            "survivor_id", "absorbed_id"
-        ):
-            self.blocked.add(frozenset((a, b)))
-        for a, b in MergeEvidence.objects.filter(undone_at__isnull=False, absorbed_id__in=list(unknown)).values_list(
-            "survivor_id", "absorbed_id"
-        ):
+        undone = MergeEvidence.objects.filter(undone_at__isnull=False).filter(
+            Q(survivor_id__in=list(unknown)) | Q(absorbed_id__in=list(unknown))
+        )
+        for a, b in undone.values_list("survivor_id", "absorbed_id"):
             self.blocked.add(frozenset((a, b)))
 
     def root(self, pid: uuid.UUID) -> uuid.UUID:
@@ -259,7 +258,7 @@ class BatchResolver:
         window = ident.window_started_at
         if window is None or (self.now - window).days >= spec.window_days:
             ident.window_started_at = self.now
-            ident.linked_profiles = [str(ident.profile_id)]
+            ident.linked_profiles = [str(self.root(ident.profile_id))]
         linked = set(ident.linked_profiles)
         linked.add(str(other))
         ident.linked_profiles = sorted(linked)
@@ -366,19 +365,9 @@ class BatchResolver:
         pa, pb = self.profiles[a], self.profiles[b]
         survivor, absorbed = sorted((pa, pb), key=lambda p: (p.created_at, str(p.id)))
         s, x = survivor.id, absorbed.id
-        self.moved[x] = s  # stored rows follow at flush, in one statement per table
-        for ident in self.ids.values():
-            if ident.profile_id == x:
-                ident.profile_id = s
-        for event, _ in self.events:
-            if event.profile_id == x:
-                event.profile_id = s
-        for obs in self.observations:
-            if obs.profile_id == x:
-                obs.profile_id = s
-        for p in self.profiles.values():
-            if p.merged_into_id == x:
-                p.merged_into_id = s
+        # Stored rows follow at flush, in one statement per table; rows of this batch still
+        # naming x are pointed at their root there too (`_point_at_roots`), once per batch.
+        self.moved[x] = s
         held = self.profile_ids.setdefault(s, {})
         for id_type, bis in self.profile_ids.pop(x, {}).items():
             held.setdefault(id_type, set()).update(bis)
@@ -411,7 +400,6 @@ class BatchResolver:
             merged_at=self.now,
         )
         self.merges.append(MergeRecord(evidence=evidence, subject=s))
-        segment_memberships_move(survivor_id=s, absorbed_ids=[x])  # segments (issue 8): membership follows the merge
         return s
 
     def _vault(self, pid: uuid.UUID) -> dict[str, Any]:
@@ -477,11 +465,26 @@ class BatchResolver:
         self.events.append((event, message.sealed_properties))
 
     # ---- writing -----------------------------------------------------------------------------
+    def _point_at_roots(self) -> None:
+        """After the batch's merges: every row it holds names its profile's final survivor."""
+        if not self.moved:
+            return
+        for ident in self.ids.values():
+            ident.profile_id = self.root(ident.profile_id)
+        for row in [*(event for event, _ in self.events), *self.observations]:
+            row.profile_id = self.root(row.profile_id)
+        for profile in self.profiles.values():
+            if profile.merged_into_id:  # flat chains: a merged profile names the final survivor
+                profile.merged_into_id = self.root(profile.merged_into_id)
+
     def flush(self) -> None:
         """Write the batch: profiles, identifiers, events, history, evidence. Audit is the caller's."""
         new_ids = {p.id for p in self.new_profiles}
+        self._point_at_roots()
         if self.moved:
-            move_rows_bulk({x: self.root(x) for x in self.moved})
+            survivors = {x: self.root(x) for x in self.moved}
+            move_rows_bulk(survivors)
+            segment_memberships_follow_merges(survivors)  # segments (issue 8): membership follows the merge
         create_data_keys(new_ids)
         for row, subject, field_name, value in self.seal_jobs:
             blob = seal(subject_id=subject, field=field_name, value=value)
@@ -495,7 +498,7 @@ class BatchResolver:
                 vault = self.vaults[pid]
                 profile.vault = seal(subject_id=pid, field="traits", value=vault) if vault else None
             profile.updated_at = self.now
-        Profile.objects.bulk_create(self.new_profiles, batch_size=500)
+        copy_insert(Profile, self.new_profiles)
         existing = [self.profiles[pid] for pid in self.dirty_profiles - new_ids]
         if existing:
             fast_bulk_update(
@@ -513,7 +516,7 @@ class BatchResolver:
                     "updated_at",
                 ],
             )
-        Identifier.objects.bulk_create(self.new_ids, batch_size=500)
+        copy_insert(Identifier, self.new_ids)
         if self.dirty_ids:
             fast_bulk_update(
                 Identifier,
@@ -525,10 +528,11 @@ class BatchResolver:
             if sealed:
                 event.sealed_properties = seal(subject_id=event.profile_id, field="properties", value=sealed)
             events.append(event)
-        Event.objects.bulk_create(events, batch_size=500)
-        TraitObservation.objects.bulk_create(self.observations, batch_size=500)
+        copy_insert(Event, events)
+        copy_insert(TraitObservation, self.observations)
+        # bulk_create, not COPY: the audit entries of the merges name the evidence rows' ids.
         MergeEvidence.objects.bulk_create([m.evidence for m in self.merges], batch_size=500)
-        MergeRefusal.objects.bulk_create(self.refusals, batch_size=500)
+        copy_insert(MergeRefusal, self.refusals)
 
 
 def create_data_keys(subject_ids: set[uuid.UUID]) -> None:
@@ -537,41 +541,6 @@ def create_data_keys(subject_ids: set[uuid.UUID]) -> None:
     from privacy.crypto.datakeys import data_keys_create_fresh
 
     data_keys_create_fresh(subject_ids)
-
-
-def fast_bulk_update(model, objs: list, fields: list[str]) -> None:
-    """bulk_update without Django's CASE WHEN: on PostgreSQL one UPDATE ... FROM (VALUES ...).
-
-    Django's bulk_update builds a CASE expression per field and row, which dominated the
-    ingestion profile; elsewhere (SQLite) it falls back to bulk_update.
-    """
-    if not objs:
-        return
-    if connection.vendor != "postgresql":
-        model.objects.bulk_update(objs, fields, batch_size=500)
-        return
-    table = model._meta.db_table
-    pk = model._meta.pk
-    concrete = [model._meta.get_field(name) for name in fields]
-    columns = [pk.column] + [f.column for f in concrete]
-    types = [pk.db_type(connection)] + [f.db_type(connection) for f in concrete]
-    assignments = ", ".join(f'"{c}" = v."{c}"::{t}' for c, t in zip(columns[1:], types[1:], strict=True))
-    for start in range(0, len(objs), 500):
-        chunk = objs[start : start + 500]
-        params: list[Any] = []
-        rows = []
-        for obj in chunk:
-            params.append(pk.get_db_prep_value(obj.pk, connection))
-            for f in concrete:
-                params.append(f.get_db_prep_save(getattr(obj, f.attname), connection))
-            rows.append("(" + ", ".join(["%s"] * len(columns)) + ")")
-        names = ", ".join(f'"{c}"' for c in columns)
-        sql = (
-            f'UPDATE "{table}" SET {assignments} FROM (VALUES {", ".join(rows)}) AS v({names}) '  # noqa: S608
-            f'WHERE "{table}"."{pk.column}" = v."{pk.column}"::{types[0]}'
-        )  # identifiers come from model metadata, values are parameters
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
 
 
 def move_rows_bulk(mapping: dict[uuid.UUID, uuid.UUID]) -> None:

@@ -35,7 +35,8 @@ class Identifier(models.Model):
     window_started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["id_type", "blind_index"], name="identifier_type_bi_uniq")]
+        # blind_index first: ingestion looks identifiers up by blind index alone (a batch at once).
+        constraints = [models.UniqueConstraint(fields=["blind_index", "id_type"], name="identifier_bi_type_uniq")]
         indexes = [models.Index(fields=["profile", "id_type"])]
 
     def __str__(self) -> str:
@@ -124,7 +125,7 @@ class Suppression(models.Model):
     reason = models.CharField(max_length=40, blank=True, default="erasure")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["id_type", "blind_index"], name="suppression_type_bi_uniq")]
+        constraints = [models.UniqueConstraint(fields=["blind_index", "id_type"], name="suppression_bi_type_uniq")]
 
     def __str__(self) -> str:
         return f"suppressed {self.id_type}:{self.blind_index[:12]}"

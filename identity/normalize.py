@@ -33,8 +33,16 @@ class NormalizationError(ValueError):
         self.reason = reason
 
 
+_junk_cache: tuple[tuple[str, ...], frozenset[str]] = ((), frozenset())
+
+
 def junk_values() -> frozenset[str]:
-    return frozenset(v.lower() for v in getattr(settings, "CDP_JUNK_IDENTIFIERS", DEFAULT_JUNK))
+    """The configured blocklist, lower-cased; rebuilt only when the setting changes."""
+    global _junk_cache
+    configured = tuple(getattr(settings, "CDP_JUNK_IDENTIFIERS", DEFAULT_JUNK))
+    if configured != _junk_cache[0] or not _junk_cache[1]:
+        _junk_cache = (configured, frozenset(v.lower() for v in configured))
+    return _junk_cache[1]
 
 
 def _check_junk(id_type: str, value: str) -> None:

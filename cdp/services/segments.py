@@ -246,6 +246,20 @@ def segment_memberships_move(*, survivor_id: uuid.UUID, absorbed_ids: list[uuid.
     return moved
 
 
+def segment_memberships_follow_merges(mapping: dict[uuid.UUID, uuid.UUID]) -> int:
+    """The merges of one ingestion batch ({absorbed: final survivor}): memberships follow them.
+
+    One query when none of the absorbed profiles is in a segment, which is the common case for
+    profiles that ingestion itself created moments ago. Returns the rows moved.
+    """
+    pairs = {x: s for x, s in mapping.items() if x != s}
+    if not pairs:
+        return 0
+    members = SegmentMembership.objects.filter(profile_id__in=list(pairs))
+    held = set(members.values_list("profile_id", flat=True).distinct())
+    return sum(segment_memberships_move(survivor_id=pairs[x], absorbed_ids=[x]) for x in held)
+
+
 def segment_memberships_export(subject_id: uuid.UUID | str) -> list[dict]:
     """A data subject's segment memberships (access / portability)."""
     rows = SegmentMembership.objects.filter(profile_id=uuid.UUID(str(subject_id))).select_related("segment")

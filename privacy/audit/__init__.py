@@ -5,6 +5,6 @@ the same transaction as the change, so the entry and the change commit or roll b
 """
 
 from privacy.audit.actions import AuditAction, Outcome
-from privacy.audit.writer import audit_record
+from privacy.audit.writer import AuditItem, audit_record, audit_record_many
 
-__all__ = ["AuditAction", "Outcome", "audit_record"]
+__all__ = ["AuditAction", "AuditItem", "Outcome", "audit_record", "audit_record_many"]

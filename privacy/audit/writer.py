@@ -13,6 +13,7 @@ import json
 import math
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
@@ -116,6 +117,20 @@ def lock_chain() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
 
 
+@dataclass(frozen=True)
+class AuditItem:
+    """One entry to append with `audit_record_many` (the arguments of `audit_record`)."""
+
+    action: AuditAction | str
+    outcome: Outcome | str = Outcome.OK
+    subject_id: uuid.UUID | str | None = None
+    purpose: str | None = None
+    legal_basis: str = ""
+    object_type: str = ""
+    object_id: str | int = ""
+    details: dict[str, Any] | None = None
+
+
 def audit_record(
     *,
     actor: Actor,
@@ -134,51 +149,71 @@ def audit_record(
     vocabulary, details that are not small JSON scalars (or are not stable through jsonb), a
     field longer than its column, and text shaped like an e-mail address (AuditFieldError).
     """
-    if action not in AuditAction.values:
-        raise ValueError(f"unknown audit action {action!r}")
-    if outcome not in Outcome.values:
-        raise ValueError(f"unknown audit outcome {outcome!r}")
-    details = dict(details or {})
-    _check_details(details)
-    purpose = actor.purpose if purpose is None else purpose
-    _check_fields(
-        {
-            "actor_kind": str(actor.kind),
-            "actor_id": actor.actor_id,
-            "role": str(actor.role),
-            "purpose": purpose,
-            "legal_basis": legal_basis,
-            "object_type": object_type,
-            "object_id": str(object_id),
-            "request_id": actor.request_id,
-            "client_hash": actor.client_hash,
-        }
-    )
-    subject = uuid.UUID(str(subject_id)) if subject_id else None
+    item = AuditItem(action, outcome, subject_id, purpose, legal_basis, object_type, object_id, details)
+    return audit_record_many(actor=actor, items=[item])[0]
+
+
+def audit_record_many(*, actor: Actor, items: list[AuditItem]) -> list[AuditEntry]:
+    """Append several entries of one actor, in order, under one chain lock and one INSERT.
+
+    For batch paths (an ingestion batch and its merges): each entry is checked exactly as
+    `audit_record` checks it, and any bad one raises before anything is written.
+    """
+    if not items:
+        return []
+    entries = [_entry(actor, item) for item in items]
     # No savepoint: inside a caller's transaction a failed audit write must fail the whole change
     # anyway, and SAVEPOINT/RELEASE would cost two round trips on every audited operation.
     with transaction.atomic(savepoint=False):
         lock_chain()
         last = AuditEntry.objects.order_by("-seq").values_list("seq", "hash").first()
         seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-        entry = AuditEntry(
-            seq=seq,
-            occurred_at=timezone.now(),
-            actor_kind=str(actor.kind),
-            actor_id=actor.actor_id,
-            role=str(actor.role),
-            action=str(action),
-            outcome=str(outcome),
-            subject_id=subject,
-            purpose=purpose,
-            legal_basis=legal_basis,
-            object_type=object_type,
-            object_id=str(object_id),
-            request_id=actor.request_id,
-            client_hash=actor.client_hash,
-            details=_normalised(json.loads(json.dumps(details))),
-            prev_hash=prev_hash,
-        )
-        entry.hash = entry_hash(prev_hash, exported_fields(entry))
-        entry.save(force_insert=True)
-        return entry
+        now = timezone.now()  # taken under the lock, so time never runs backwards along the chain
+        for entry in entries:
+            entry.seq, entry.prev_hash, entry.occurred_at = seq, prev_hash, now
+            entry.hash = entry_hash(prev_hash, exported_fields(entry))
+            seq, prev_hash = seq + 1, entry.hash
+        if len(entries) == 1:
+            entries[0].save(force_insert=True)
+        else:
+            AuditEntry.objects.bulk_create(entries)
+        return entries
+
+
+def _entry(actor: Actor, item: AuditItem) -> AuditEntry:
+    """Validate one item and build its (not yet chained) row."""
+    if item.action not in AuditAction.values:
+        raise ValueError(f"unknown audit action {item.action!r}")
+    if item.outcome not in Outcome.values:
+        raise ValueError(f"unknown audit outcome {item.outcome!r}")
+    details = dict(item.details or {})
+    _check_details(details)
+    purpose = actor.purpose if item.purpose is None else item.purpose
+    _check_fields(
+        {
+            "actor_kind": str(actor.kind),
+            "actor_id": actor.actor_id,
+            "role": str(actor.role),
+            "purpose": purpose,
+            "legal_basis": item.legal_basis,
+            "object_type": item.object_type,
+            "object_id": str(item.object_id),
+            "request_id": actor.request_id,
+            "client_hash": actor.client_hash,
+        }
+    )
+    return AuditEntry(
+        actor_kind=str(actor.kind),
+        actor_id=actor.actor_id,
+        role=str(actor.role),
+        action=str(item.action),
+        outcome=str(item.outcome),
+        subject_id=uuid.UUID(str(item.subject_id)) if item.subject_id else None,
+        purpose=purpose,
+        legal_basis=item.legal_basis,
+        object_type=item.object_type,
+        object_id=str(item.object_id),
+        request_id=actor.request_id,
+        client_hash=actor.client_hash,
+        details=_normalised(json.loads(json.dumps(details))),
+    )

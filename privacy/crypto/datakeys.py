@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from cdp.bulk import copy_insert
 from privacy.crypto.errors import KeyShreddedError
 from privacy.crypto.keyring import get_kms
 from privacy.crypto.models import SubjectKey
@@ -119,7 +120,7 @@ def data_keys_create_fresh(subject_ids: set[uuid.UUID]) -> None:
         version, wrapped = kms.wrap(key, aad=wrap_aad(subject, 1))
         rows.append(SubjectKey(subject_id=subject, dek_version=1, kek_version=version, wrapped=wrapped))
         keys.append((subject, key))
-    SubjectKey.objects.bulk_create(rows, batch_size=500)
+    copy_insert(SubjectKey, rows)
     for subject, key in keys:
         _remember(subject, (1, key))
 

@@ -143,7 +143,7 @@ def test_a_crash_mid_batch_writes_nothing(send, monkeypatch):
     def boom(**kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(ingest, "audit_record", boom)  # fails after every row was written
+    monkeypatch.setattr(ingest, "audit_record_many", boom)  # fails after every row was written
     with pytest.raises(RuntimeError):
         send(msg(ids={"email": "crash@example.com"}, traits={"name": "C"}))
     assert not Profile.objects.exists() and not Event.objects.exists() and not Identifier.objects.exists()

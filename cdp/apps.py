@@ -6,6 +6,10 @@ class CdpConfig(AppConfig):
     verbose_name = "Customer core"
 
     def ready(self) -> None:
+        # Imported for their registrations: the `in_array` lookup and the database checks.
+        import cdp.bulk
+        import cdp.checks  # noqa: F401
+
         # Segment memberships are personal data about the subject: they go into access packages
         # and are deleted by erasure through the data-subject-rights provider registry.
         from cdp.services.segments import segment_memberships_erase, segment_memberships_export

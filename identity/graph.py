@@ -160,19 +160,19 @@ class BatchResolver:
         mids = {m.message_id for m in messages}
         lock_keys({f"bi|{b}" for b in bis} | {f"msg|{self.source.pk}|{m}" for m in mids})
         self.duplicates = set(
-            Event.objects.filter(source=self.source, message_id__in=list(mids)).values_list("message_id", flat=True)
+            Event.objects.filter(source=self.source, message_id__in_array=mids).values_list("message_id", flat=True)
         )
         self.suppressed = set(
-            Suppression.objects.filter(blind_index__in=list(bis)).values_list("id_type", "blind_index")
+            Suppression.objects.filter(blind_index__in_array=bis).values_list("id_type", "blind_index")
         )
-        for ident in Identifier.objects.filter(blind_index__in=list(bis)):
+        for ident in Identifier.objects.filter(blind_index__in_array=bis):
             self.ids[(ident.id_type, ident.blind_index)] = ident
         self._load_profiles({i.profile_id for i in self.ids.values()})
 
     def _load_profiles(self, pids: set[uuid.UUID]) -> None:
         missing = pids - self.profiles.keys()
         while missing:
-            locked = Profile.objects.select_for_update().filter(id__in=list(missing)).order_by("id")
+            locked = Profile.objects.select_for_update().filter(id__in_array=missing).order_by("id")
             for profile in locked:
                 self.profiles[profile.id] = profile
             missing = {p.merged_into_id for p in self.profiles.values() if p.merged_into_id} - self.profiles.keys()
@@ -182,12 +182,12 @@ class BatchResolver:
             return
         for pid in unknown:
             self.profile_ids[pid] = {}
-        for pid, id_type, bi in Identifier.objects.filter(profile_id__in=list(unknown)).values_list(
+        for pid, id_type, bi in Identifier.objects.filter(profile_id__in_array=unknown).values_list(
             "profile_id", "id_type", "blind_index"
         ):
             self.profile_ids[pid].setdefault(id_type, set()).add(bi)
         undone = MergeEvidence.objects.filter(undone_at__isnull=False).filter(
-            Q(survivor_id__in=list(unknown)) | Q(absorbed_id__in=list(unknown))
+            Q(survivor_id__in_array=unknown) | Q(absorbed_id__in_array=unknown)
         )
         for a, b in undone.values_list("survivor_id", "absorbed_id"):
             self.blocked.add(frozenset((a, b)))

@@ -4,27 +4,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cdp', '0003_segments'),
-        ('identity', '0001_initial'),
+        ("cdp", "0003_segments"),
+        ("identity", "0001_initial"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='identifier',
-            name='identifier_type_bi_uniq',
+            model_name="identifier",
+            name="identifier_type_bi_uniq",
         ),
         migrations.RemoveConstraint(
-            model_name='suppression',
-            name='suppression_type_bi_uniq',
+            model_name="suppression",
+            name="suppression_type_bi_uniq",
         ),
         migrations.AddConstraint(
-            model_name='identifier',
-            constraint=models.UniqueConstraint(fields=('blind_index', 'id_type'), name='identifier_bi_type_uniq'),
+            model_name="identifier",
+            constraint=models.UniqueConstraint(fields=("blind_index", "id_type"), name="identifier_bi_type_uniq"),
         ),
         migrations.AddConstraint(
-            model_name='suppression',
-            constraint=models.UniqueConstraint(fields=('blind_index', 'id_type'), name='suppression_bi_type_uniq'),
+            model_name="suppression",
+            constraint=models.UniqueConstraint(fields=("blind_index", "id_type"), name="suppression_bi_type_uniq"),
         ),
     ]

@@ -227,6 +227,28 @@ def test_a_merge_by_ingestion_moves_membership(send, marketer, consent_purposes)
     assert members(segment) == {survivor.id}
 
 
+def test_merges_chained_in_one_batch_move_membership_to_the_final_survivor(send, marketer, consent_purposes):  # noqa: F811
+    # Three profiles, each in the segment; one batch then merges them as a chain (2 into 1,
+    # then 1 into 0): every membership must end on the final survivor, once.
+    for i, city in enumerate(["Beijing", "Beijing", "Beijing"]):
+        send(msg(ids={"phone": f"1381234567{i}"}, traits={"city": city}, ts=f"2026-01-0{i + 1}T10:00:00Z"))
+    segment = make_segment(marketer, {"type": "trait", "key": "city", "op": "eq", "value": "Beijing"})
+    svc.segment_materialise(segment_id=segment.id)
+    assert len(members(segment)) == 3
+    # The e-mail joins the newest profile (2), which merges into 1, which then merges into 0.
+    r = send(
+        msg("alias", ids={"phone": "13812345672", "email": "one@example.com"}, ts="2026-01-05T10:00:00Z"),
+        msg("alias", ids={"phone": "13812345671", "email": "one@example.com"}, ts="2026-01-05T10:01:00Z"),
+        msg("alias", ids={"phone": "13812345670", "email": "one@example.com"}, ts="2026-01-05T10:02:00Z"),
+    )
+    assert r.merges == 2
+    first = Profile.objects.order_by("created_at")[0]
+    assert set(Profile.objects.filter(status="merged").values_list("merged_into_id", flat=True)) == {first.id}
+    survivor = Profile.objects.get(status="active")
+    assert members(segment) == {survivor.id}
+    assert SegmentMembership.objects.filter(segment=segment).count() == 1
+
+
 # --- exports ---------------------------------------------------------------------------------
 
 

@@ -156,3 +156,30 @@ def test_any_accepted_details_still_hash_the_same_after_the_database(details):
         return
     stored = AuditEntry.objects.get(pk=entry.pk)
     assert stored.hash == entry_hash(stored.prev_hash, exported_fields(stored)), stored.details
+
+
+@pytest.mark.django_db
+def test_many_entries_in_one_insert_continue_the_chain_in_order():
+    from privacy.audit import AuditItem, audit_record_many
+    from privacy.audit.verify import audit_chain_check
+
+    actor = Actor.system("tests")
+    audit_record(actor=actor, action=AuditAction.SYSTEM, details={"n": 0})
+    written = audit_record_many(
+        actor=actor, items=[AuditItem(action=AuditAction.SYSTEM, details={"n": i}) for i in range(1, 4)]
+    )
+    audit_record(actor=actor, action=AuditAction.SYSTEM, details={"n": 4})
+    assert [e.seq for e in written] == [2, 3, 4]
+    stored = list(AuditEntry.objects.order_by("seq").values_list("seq", "details"))
+    assert stored == [(i + 1, {"n": i}) for i in range(5)]
+    assert audit_chain_check().valid
+
+
+@pytest.mark.django_db
+def test_one_bad_item_writes_none_of_the_batch():
+    from privacy.audit import AuditItem, audit_record_many
+
+    items = [AuditItem(action=AuditAction.SYSTEM), AuditItem(action="profile.peek"), AuditItem(AuditAction.SYSTEM)]
+    with pytest.raises(ValueError, match="unknown audit action"):
+        audit_record_many(actor=Actor.system("tests"), items=items)
+    assert not AuditEntry.objects.exists()

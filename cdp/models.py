@@ -171,4 +171,5 @@ class TraitDefinition(models.Model):
             raise ValidationError("lower_bound must not exceed upper_bound")
 
 
+from cdp.ingest_models import IngestBatch  # noqa: E402,F401 - queued ingestion batches
 from cdp.segment_models import Segment, SegmentExport, SegmentMembership  # noqa: E402,F401 - segments (issue 8)

@@ -218,6 +218,12 @@ if CDP_INGEST_UNKNOWN_KEYS not in {"reject", "quarantine"}:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("CDP_INGEST_UNKNOWN_KEYS must be 'reject' or 'quarantine'")
+# Queued batches (POST /api/v1/ingest/batches, docs/identity.md): how long their results stay
+# pollable, when a batch still queued is handed to the broker again, and how often a worker tries.
+CDP_INGEST_BATCH_RETENTION_DAYS = env.int("CDP_INGEST_BATCH_RETENTION_DAYS", default=7)
+CDP_INGEST_REQUEUE_AFTER_SECONDS = env.int("CDP_INGEST_REQUEUE_AFTER_SECONDS", default=300)
+CDP_INGEST_MAX_ATTEMPTS = env.int("CDP_INGEST_MAX_ATTEMPTS", default=3)
+CELERY_BEAT_SCHEDULE["ingest-queue"] = {"task": "cdp.ingest_queue_maintenance", "schedule": 300.0}
 
 LOGGING = {
     "version": 1,

@@ -36,3 +36,20 @@ def segment_export_build_task(export_id: str) -> str:
     from cdp.services.segments import export_build
 
     return export_build(export_id=export_id).status
+
+
+@shared_task(name="cdp.ingest_run_queued")
+def ingest_run_queued_task(batch_id: str) -> str:
+    """Ingest one queued batch (idempotent). Returns its status, never its results: task
+    results reach worker logs and the result backend."""
+    from cdp.services.ingest_queue import ingest_run_queued
+
+    return ingest_run_queued(batch_id=batch_id).status
+
+
+@shared_task(name="cdp.ingest_queue_maintenance")
+def ingest_queue_maintenance_task() -> dict:
+    """Scheduled: queue stalled batches again and drop expired ones (counts only)."""
+    from cdp.services.ingest_queue import ingest_queue_maintenance
+
+    return ingest_queue_maintenance()

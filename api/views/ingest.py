@@ -1,10 +1,17 @@
-"""POST /api/v1/ingest: a batch of messages from one source, a result per message."""
+"""Ingestion over the API.
+
+POST /api/v1/ingest: a batch from one source, answered with a result per message.
+POST /api/v1/ingest/batches: the same batch queued for a worker, answered 202 with its id;
+GET /api/v1/ingest/batches/{id}: its status, then the same results.
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,7 +20,9 @@ from api.parsers import LimitedJSONParser
 from api.permissions import role_required
 from api.views.base import request_actor
 from cdp.actor import Role
+from cdp.models import IngestBatch
 from cdp.services.ingest import ingest_batch
+from cdp.services.ingest_queue import ingest_batch_status, ingest_enqueue
 
 
 class IngestJSONParser(LimitedJSONParser):
@@ -54,6 +63,16 @@ class IngestResponseSerializer(serializers.Serializer):
     results = MessageResultSerializer(many=True)
 
 
+def _messages(request) -> list:
+    """The batch's envelope, checked: a non-empty list within CDP_INGEST_MAX_MESSAGES."""
+    params = IngestRequestSerializer(data=request.data)
+    params.is_valid(raise_exception=True)
+    messages = params.validated_data["messages"]
+    if len(messages) > settings.CDP_INGEST_MAX_MESSAGES:
+        raise PayloadTooLarge(f"a batch holds at most {settings.CDP_INGEST_MAX_MESSAGES} messages")
+    return messages
+
+
 class IngestView(APIView):
     """Ingest up to CDP_INGEST_MAX_MESSAGES messages (and CDP_INGEST_MAX_BYTES) from the key's source.
 
@@ -86,11 +105,54 @@ class IngestView(APIView):
         ],
     )
     def post(self, request):
-        params = IngestRequestSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
-        messages = params.validated_data["messages"]
-        if len(messages) > settings.CDP_INGEST_MAX_MESSAGES:
-            raise PayloadTooLarge(f"a batch holds at most {settings.CDP_INGEST_MAX_MESSAGES} messages")
-        result = ingest_batch(actor=request_actor(request), messages=messages)
+        result = ingest_batch(actor=request_actor(request), messages=_messages(request))
         body = {"batch_id": result.batch_id, "counts": result.counts, "results": [r.as_dict() for r in result.results]}
         return Response(IngestResponseSerializer(body).data)
+
+
+class QueuedBatchSerializer(serializers.Serializer):
+    batch_id = serializers.UUIDField(source="id")
+    status = serializers.ChoiceField(choices=IngestBatch.Status.choices)
+    received = serializers.IntegerField()
+    queued_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    status_url = serializers.SerializerMethodField()
+    counts = serializers.DictField(child=serializers.IntegerField(), help_text="when done")
+    results = MessageResultSerializer(many=True, help_text="when done: one per message, as POST /ingest answers")
+    error = serializers.CharField(help_text="when failed: a code (resend the batch; message ids keep it idempotent)")
+
+    def get_status_url(self, batch: IngestBatch) -> str:
+        return reverse("api:ingest-batch", args=[batch.id])
+
+
+class IngestBatchesView(APIView):
+    """Queue a batch for a worker: 202 with the batch id and where to poll (Location).
+
+    For senders that should not wait for resolution. The messages are sealed at rest until a
+    worker ingests them (the broker carries only the id), with the same per-message results
+    and idempotency as POST /api/v1/ingest.
+    """
+
+    permission_classes = [role_required(Role.SOURCE)]
+    parser_classes = [IngestJSONParser]
+
+    @extend_schema(request=IngestRequestSerializer, responses={202: QueuedBatchSerializer})
+    def post(self, request):
+        batch = ingest_enqueue(actor=request_actor(request), messages=_messages(request))
+        batch.refresh_from_db()  # without a broker (embedded mode) the batch is already done
+        body = QueuedBatchSerializer(batch).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
+
+
+class IngestBatchView(APIView):
+    """A queued batch's status; its results once a worker has ingested it. Own source only."""
+
+    permission_classes = [role_required(Role.SOURCE)]
+
+    @extend_schema(responses={200: QueuedBatchSerializer})
+    def get(self, request, batch_id):
+        try:
+            batch = ingest_batch_status(actor=request_actor(request), batch_id=batch_id)
+        except IngestBatch.DoesNotExist:
+            raise NotFound("no such batch for this source") from None
+        return Response(QueuedBatchSerializer(batch).data)

@@ -332,11 +332,15 @@ def _message_id_of(raw: Any) -> str:
     return value[:128] if isinstance(value, str) else ""
 
 
-def ingest_batch(*, actor: Actor, messages: list[Any], source: Source | None = None) -> BatchResult:
+def ingest_batch(
+    *, actor: Actor, messages: list[Any], source: Source | None = None, batch_id: str = ""
+) -> BatchResult:
     """Ingest one batch for the actor's source; return a result per message.
 
     The actor must be a source key (or the system, e.g. import_events, naming `source`).
-    Raises PermissionDenied for other roles and ValueError for a batch over the size limit.
+    `batch_id` names the batch in the audit trail (a queued batch keeps the id it was given
+    when accepted); by default a fresh one. Raises PermissionDenied for other roles and
+    ValueError for a batch over the size limit.
     """
     if actor.role == Role.SOURCE:
         source = Source.objects.get(pk=actor.source_id) if actor.source_id else None
@@ -355,7 +359,7 @@ def ingest_batch(*, actor: Actor, messages: list[Any], source: Source | None = N
             prepared.append(prepare_message(index, raw, source=source, registry=registry, memo=memo))
         except Rejected as exc:
             results[index] = MessageResult(index, _message_id_of(raw), "rejected", exc.code, exc.reason)
-    batch_id = uuid.uuid4().hex
+    batch_id = batch_id or uuid.uuid4().hex
     for attempt in range(4):
         try:
             merges, refusals = _write(actor=actor, source=source, prepared=prepared, results=results, batch_id=batch_id)

@@ -9,6 +9,7 @@ class AuditAction(models.TextChoices):
     APIKEY_CREATE = "apikey.create", "API key created"
     APIKEY_REVOKE = "apikey.revoke", "API key revoked"
     INGEST_BATCH = "ingest.batch", "Ingestion batch"
+    INGEST_QUEUED = "ingest.queued", "Ingestion batch queued"
     PROFILE_READ = "profile.read", "Profile read"
     PROFILE_LOOKUP = "profile.lookup", "Profile looked up by identifier"
     PROFILE_EXPORT = "profile.export", "Profile exported"

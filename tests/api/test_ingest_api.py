@@ -92,23 +92,9 @@ def test_bad_message_is_rejected_alone_with_its_code(source_client, raw, code):
     assert nothing_written()
 
 
-@pytest.mark.parametrize(
-    ("case", "status", "code"),
-    [
-        ("malformed_json", 400, "malformed_request"),
-        ("over_size", 413, "payload_too_large"),
-        ("too_many", 413, "payload_too_large"),
-        ("empty", 400, "invalid"),
-        ("wrong_key", 401, "authentication_failed"),
-        ("revoked_key", 401, "authentication_failed"),
-        ("other_role", 403, "permission_denied"),
-        ("no_key", 401, "not_authenticated"),
-    ],
-)
-def test_bad_request_is_refused_whole_and_writes_nothing(
-    case, status, code, source_client, make_client, settings, anon_client
-):
-    client, body, content_type = source_client, json.dumps({"messages": [message()]}), "application/json"
+def bad_envelope(case: str, client, settings, make_client, anon_client):
+    """(client, body) for one row of the bad-request table; shared with the queued path."""
+    body = json.dumps({"messages": [message()]})
     if case == "malformed_json":
         body = '{"messages": [ {"message_id": '
     elif case == "over_size":
@@ -127,7 +113,27 @@ def test_bad_request_is_refused_whole_and_writes_nothing(
         client = make_client("steward")
     elif case == "no_key":
         client = anon_client
-    response = client.generic("POST", URL, body, content_type=content_type)
+    return client, body
+
+
+BAD_REQUESTS = [
+    ("malformed_json", 400, "malformed_request"),
+    ("over_size", 413, "payload_too_large"),
+    ("too_many", 413, "payload_too_large"),
+    ("empty", 400, "invalid"),
+    ("wrong_key", 401, "authentication_failed"),
+    ("revoked_key", 401, "authentication_failed"),
+    ("other_role", 403, "permission_denied"),
+    ("no_key", 401, "not_authenticated"),
+]
+
+
+@pytest.mark.parametrize(("case", "status", "code"), BAD_REQUESTS)
+def test_bad_request_is_refused_whole_and_writes_nothing(
+    case, status, code, source_client, make_client, settings, anon_client
+):
+    client, body = bad_envelope(case, source_client, settings, make_client, anon_client)
+    response = client.generic("POST", URL, body, content_type="application/json")
     assert response.status_code == status, response.content
     assert response.json()["error"]["code"] == code
     assert nothing_written()

@@ -6,7 +6,6 @@ broker carries only the batch id, and the worker shreds the batch's key as it in
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import timedelta
 
@@ -19,8 +18,9 @@ from cdp.models import Event, IngestBatch, Profile, Source
 from cdp.services.ingest_queue import PAYLOAD_FIELD, ingest_enqueue, ingest_queue_maintenance, ingest_run_queued
 from privacy.audit.models import AuditEntry
 from privacy.crypto import KeyShreddedError, open_sealed
-from tests.api.test_ingest_api import message
+from tests.api.test_ingest_api import BAD_REQUESTS, bad_envelope, message
 from tests.privacy.test_crypto_dump import dump_database, revealed
+from tests.workers import celery_worker, worker_output
 
 URL = "/api/v1/ingest/batches"
 
@@ -85,30 +85,11 @@ def test_only_the_sending_source_sees_its_batch(source_client, make_client, eage
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("case", "status", "code"),
-    [
-        ("malformed_json", 400, "malformed_request"),
-        ("over_size", 413, "payload_too_large"),
-        ("too_many", 413, "payload_too_large"),
-        ("empty", 400, "invalid"),
-        ("other_role", 403, "permission_denied"),
-    ],
-)
-def test_a_bad_envelope_is_refused_and_queues_nothing(case, status, code, source_client, make_client, settings):
-    client, body = source_client, json.dumps({"messages": [message()]})
-    if case == "malformed_json":
-        body = '{"messages": ['
-    elif case == "over_size":
-        settings.CDP_INGEST_MAX_BYTES = 2048
-        body = json.dumps({"messages": [message(f"m{i}") for i in range(40)]})
-    elif case == "too_many":
-        settings.CDP_INGEST_MAX_MESSAGES = 3
-        body = json.dumps({"messages": [message(f"m{i}") for i in range(4)]})
-    elif case == "empty":
-        body = json.dumps({"messages": []})
-    elif case == "other_role":
-        client = make_client("marketing")
+@pytest.mark.parametrize(("case", "status", "code"), BAD_REQUESTS)
+def test_a_bad_envelope_is_refused_and_queues_nothing(
+    case, status, code, source_client, make_client, settings, anon_client
+):
+    client, body = bad_envelope(case, source_client, settings, make_client, anon_client)
     response = client.generic("POST", URL, body, content_type="application/json")
     assert response.status_code == status, response.content
     assert response.json()["error"]["code"] == code
@@ -238,11 +219,7 @@ def test_maintenance_queues_a_stalled_batch_again(eager):
 def test_a_real_worker_ingests_a_queued_batch_through_the_broker(source_client):
     """The whole path: the API queues, Redis carries the id, a worker process started here
     opens the sealed batch from the (test) database, ingests it and shreds the key."""
-    import os
-    import subprocess
-    import sys
     import time
-    from pathlib import Path
 
     from django.db import connection
 
@@ -259,14 +236,7 @@ def test_a_real_worker_ingests_a_queued_batch_through_the_broker(source_client):
     auth = quote(conf["USER"] or "") + (f":{quote(conf['PASSWORD'])}" if conf.get("PASSWORD") else "")
     host = f"{conf['HOST'] or '127.0.0.1'}:{conf['PORT'] or 5432}"
     database_url = f"postgres://{auth}@{host}/{conf['NAME']}"  # the test database, for the worker
-    env = {**os.environ, "DATABASE_URL": database_url}
-    root = Path(__file__).resolve().parents[2]
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "cdp", "worker", "--pool", "solo", "--without-heartbeat",
-         "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
+    with celery_worker({"DATABASE_URL": database_url}) as worker:
         deadline = time.monotonic() + 60
         data = {}
         while time.monotonic() < deadline:
@@ -275,15 +245,7 @@ def test_a_real_worker_ingests_a_queued_batch_through_the_broker(source_client):
                 break
             time.sleep(0.5)
         if data.get("status") != "done":
-            worker.terminate()
-            pytest.fail(f"batch {data.get('status')}; worker output:\n" + worker.communicate(timeout=15)[0])
-    finally:
-        if worker.poll() is None:
-            worker.terminate()
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            pytest.fail(f"batch {data.get('status')}; worker output:\n" + worker_output(worker))
     assert [r["status"] for r in data["results"]] == ["accepted", "rejected"]
     assert Event.objects.filter(message_id="w1").exists()
     batch = IngestBatch.objects.get()

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from celery import Celery
 
 from cdp.tasks import ping
+from tests.workers import celery_worker, worker_output
 
-ROOT = Path(__file__).resolve().parents[2]
 # Celery lets CELERY_BROKER_URL in the environment override a client's broker argument, so the
 # test uses that broker when it is Redis (a unique queue keeps it apart from other workers).
 _ENV_BROKER = os.environ.get("CELERY_BROKER_URL", "")
@@ -25,48 +22,15 @@ REDIS = _ENV_BROKER if _ENV_BROKER.startswith("redis://") else "redis://127.0.0.
 @pytest.mark.slow
 def test_ping_runs_on_a_real_worker_through_redis(tmp_path):
     queue = f"test-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "CELERY_BROKER_URL": REDIS, "CELERY_RESULT_BACKEND": REDIS}
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "cdp",
-            "worker",
-            "--pool",
-            "solo",
-            "-Q",
-            queue,
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with celery_worker({"CELERY_BROKER_URL": REDIS, "CELERY_RESULT_BACKEND": REDIS}, queue=queue) as worker:
         client = Celery("test-client", broker=REDIS, backend=REDIS, set_as_current=False)
         started = time.monotonic()
         result = client.send_task("cdp.ping", queue=queue)
         try:
             assert result.get(timeout=60) == "pong"
         except Exception:
-            worker.terminate()
-            pytest.fail("the worker did not answer; its output:\n" + worker.communicate(timeout=15)[0])
+            pytest.fail("the worker did not answer; its output:\n" + worker_output(worker))
         assert time.monotonic() - started < 60
-    finally:
-        if worker.poll() is None:
-            worker.terminate()
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
 
 
 def test_eager_mode_without_a_broker(settings):

@@ -6,7 +6,8 @@ Usage (PostgreSQL is the target; migrate the database first):
 
 Prints messages per second through ingest_batch (validation, normalisation, blind indexes,
 resolution and merges, sealed traits, events, evidence, audit) and through a bare
-Event.bulk_create of the same number of rows in the same run, and their ratio: the target.
+Event.bulk_create of the same rows in the same batches (time order, split by source, one
+transaction each) in the same run, and their ratio: the target.
 For context it also prints the same rows through a bare COPY, the statement the pipeline's
 own writes use (cdp/bulk.py), and the pipeline's ratio to that. The bare inserts run first.
 A database that already holds events is ANALYZEd before either runs, as autovacuum would have.
@@ -34,7 +35,7 @@ from django.utils.dateparse import parse_datetime  # noqa: E402
 from cdp.bulk import copy_insert  # noqa: E402
 from cdp.demo import seed_traits  # noqa: E402
 from cdp.models import Event, Profile, Source  # noqa: E402
-from cdp.synthetic import SOURCES, generate, ingest_records, resolution_quality  # noqa: E402
+from cdp.synthetic import SOURCES, batches, generate, ingest_records, resolution_quality  # noqa: E402
 
 
 def main() -> None:
@@ -61,26 +62,27 @@ def main() -> None:
     bare_source, _ = Source.objects.get_or_create(name=f"bench-bare-{args.seed}", defaults={"channel": "other"})
     profile = Profile.objects.create()
 
-    def bare_rows(chunk: list, tag: str) -> list[Event]:
+    def bare_rows(chunk: list[dict], tag: str) -> list[Event]:
         return [
             Event(
                 profile=profile,
                 source=bare_source,
-                message_id=f"{tag}{r.message['message_id']}",
-                type=r.message["type"],
-                name=r.message.get("event", ""),
-                channel=r.message["channel"],
-                occurred_at=parse_datetime(r.message["timestamp"]),
-                properties=r.message.get("properties", {}),
+                message_id=f"{tag}{m['message_id']}",
+                type=m["type"],
+                name=m.get("event", ""),
+                channel=m["channel"],
+                occurred_at=parse_datetime(m["timestamp"]),
+                properties=m.get("properties", {}),
             )
-            for r in chunk
+            for m in chunk
         ]
 
     def bare_insert(write, tag: str) -> float:
+        """The same batches the pipeline gets (time order, split by source), one transaction each."""
         started = time.perf_counter()
-        for start in range(0, n, args.batch_size):
+        for _source, chunk in batches(data.records, args.batch_size):
             with transaction.atomic():
-                write(bare_rows(data.records[start : start + args.batch_size], tag))
+                write(bare_rows(chunk, tag))
         return time.perf_counter() - started
 
     bare = bare_insert(lambda rows: Event.objects.bulk_create(rows, batch_size=args.batch_size), "")

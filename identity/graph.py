@@ -32,7 +32,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from cdp.bulk import copy_insert, fast_bulk_update
+from cdp.bulk import Row, array_literal, copy_insert, fast_bulk_update, new_row
 from cdp.models import Event, JourneyStage, Profile, ProfileStatus, Source
 from cdp.services.segments import segment_memberships_follow_merges  # segments (issue 8)
 from identity.models import Identifier, MergeEvidence, MergeRefusal, Suppression, TraitObservation
@@ -80,7 +80,9 @@ def lock_keys(keys: set[str]) -> None:
         return
     ordered = sorted({advisory_key(k) for k in keys})
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [ordered])
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [array_literal(ordered, "bigint")]
+        )
 
 
 @dataclass
@@ -134,19 +136,20 @@ class BatchResolver:
         self.actor_id = actor_id
         self.now = timezone.now()
         self.types = identifier_types()
-        self.ids: dict[tuple[str, str], Identifier] = {}
-        self.profiles: dict[uuid.UUID, Profile] = {}
+        # Loaded identifiers are model instances; those this batch creates are `Row`s (cdp.bulk).
+        self.ids: dict[tuple[str, str], Identifier | Row] = {}
+        self.profiles: dict[uuid.UUID, Profile | Row] = {}
         self.profile_ids: dict[uuid.UUID, dict[str, set[str]]] = {}
         self.vaults: dict[uuid.UUID, dict[str, Any]] = {}
         self.blocked: set[frozenset[uuid.UUID]] = set()
-        self.new_profiles: list[Profile] = []
+        self.new_profiles: list[Row] = []
         self.dirty_profiles: set[uuid.UUID] = set()
-        self.new_ids: list[Identifier] = []
+        self.new_ids: list[Row] = []
         self.dirty_ids: dict[int, Identifier] = {}
-        self.events: list[tuple[Event, dict[str, Any]]] = []
-        self.observations: list[TraitObservation] = []
+        self.events: list[tuple[Row, dict[str, Any]]] = []
+        self.observations: list[Row] = []
         self.merges: list[MergeRecord] = []
-        self.refusals: list[MergeRefusal] = []
+        self.refusals: list[Row] = []
         self.duplicates: set[str] = set()
         self.suppressed: set[tuple[str, str]] = set()
         self.moved: dict[uuid.UUID, uuid.UUID] = {}
@@ -229,13 +232,14 @@ class BatchResolver:
     def _refuse(self, rule: str, ident: PreparedId | Identifier, profile: uuid.UUID, other, message) -> None:
         id_type = ident.spec.name if isinstance(ident, PreparedId) else ident.id_type
         self.refusals.append(
-            MergeRefusal(
+            new_row(
+                MergeRefusal,
                 rule=rule,
                 id_type=id_type,
                 blind_index_ref=ident.blind_index[:BI_REF_LEN],
                 profile_id=profile,
                 other_profile_id=other,
-                source=self.source,
+                source_id=self.source.pk,
                 message_id=message.message_id,
                 refused_at=self.now,
             )
@@ -325,7 +329,8 @@ class BatchResolver:
         return primary, origin or primary
 
     def _create_profile(self, message: PreparedMessage) -> uuid.UUID:
-        profile = Profile(
+        profile = new_row(
+            Profile,
             id=uuid.uuid4(),
             first_seen_at=message.occurred_at,
             last_seen_at=message.occurred_at,
@@ -341,13 +346,14 @@ class BatchResolver:
     def _attach(self, prepared: PreparedId, pid: uuid.UUID, origin: uuid.UUID, message: PreparedMessage) -> None:
         held = self.profile_ids.setdefault(pid, {}).setdefault(prepared.spec.name, set())
         over = len(held) >= prepared.spec.max_per_profile
-        ident = Identifier(
+        ident = new_row(
+            Identifier,
             id_type=prepared.spec.name,
             blind_index=prepared.blind_index,
             sealed_value=b"",
             profile_id=pid,
             origin_profile_id=origin,
-            source=self.source,
+            source_id=self.source.pk,
             first_seen_at=message.occurred_at,
             last_seen_at=message.occurred_at,
             over_limit=over,
@@ -429,14 +435,15 @@ class BatchResolver:
                 profile.attributes = {**(profile.attributes or {}), key: trait.value}
         if message.traits:
             # One history row per message (not per trait): the personal values sealed together.
-            observation = TraitObservation(
+            observation = new_row(
+                TraitObservation,
                 profile_id=pid,
                 origin_profile_id=origin,
                 keys=sorted([*sealed, *plain]),
                 sealed_values=None,
                 plain_values=plain,
                 observed_at=message.occurred_at,
-                source=self.source,
+                source_id=self.source.pk,
                 message_id=message.message_id,
             )
             if sealed:
@@ -450,10 +457,11 @@ class BatchResolver:
         stage = EVENT_STAGE.get(message.name, "") if message.type == "track" else ""
         profile.journey_stage = furthest_stage(profile.journey_stage, stage)
         self.dirty_profiles.add(pid)
-        event = Event(
+        event = new_row(
+            Event,
             profile_id=pid,
             origin_profile_id=origin,
-            source=self.source,
+            source_id=self.source.pk,
             message_id=message.message_id,
             type=message.type,
             name=message.name,

@@ -134,3 +134,42 @@ def test_in_array_matches_like_in(source):
         profiles[0].id
     }
     assert not Identifier.objects.filter(blind_index__in_array=[]).exists()
+
+
+def test_new_row_has_the_models_defaults_and_refuses_unknown_fields():
+    from cdp.bulk import new_row
+
+    a, b = new_row(Event, message_id="x"), new_row(Event, message_id="y")
+    assert (a.pk, a.name, a.sealed_properties, a.properties) == (None, "", None, {})
+    a.properties["k"] = 1
+    assert b.properties == {}  # a callable default is called for every row, never shared
+    profile = new_row(Profile, id=uuid.uuid4())
+    assert profile.pk == profile.id and profile.status == ProfileStatus.ACTIVE
+    with pytest.raises(TypeError, match="no field"):
+        new_row(Event, profile=None)  # by attname (profile_id), as the COPY writes it
+
+
+@pytest.mark.django_db
+def test_rows_are_written_like_instances(source):
+    from cdp.bulk import new_row
+
+    profile = new_row(Profile, id=uuid.uuid4(), attributes={"tier": "gold"})
+    copy_insert(Profile, [profile])
+    event = new_row(
+        Event,
+        profile_id=profile.id,
+        source_id=source.pk,
+        message_id="row-1",
+        type="track",
+        channel="web",
+        occurred_at=datetime(2026, 1, 2, tzinfo=UTC),
+        properties={"amount": 3},
+    )
+    copy_insert(Event, [event])
+    stored = Event.objects.get(message_id="row-1")
+    assert (stored.profile_id, stored.properties, stored.name) == (profile.id, {"amount": 3}, "")
+    assert stored.received_at is not None  # auto_now_add applied to the record too
+    assert Profile.objects.get(pk=profile.id).attributes == {"tier": "gold"}
+    profile.attributes = {"tier": "silver"}
+    fast_bulk_update(Profile, [profile], ["attributes"])
+    assert Profile.objects.get(pk=profile.id).attributes == {"tier": "silver"}

@@ -56,15 +56,16 @@ class Row(SimpleNamespace):
 
 
 @cache
-def _row_plan(model: type[models.Model]) -> tuple[dict[str, Any], tuple[models.Field, ...], str]:
-    """(constant defaults, fields whose default is callable, pk attname) of a model."""
+def _row_plan(model: type[models.Model]) -> tuple[dict[str, Any], tuple[models.Field, ...], frozenset[str], str]:
+    """(constant defaults, fields whose default is callable, every attname, pk attname) of a model."""
     constant, per_row = {}, []
     for f in model._meta.concrete_fields:
         if f.has_default() and callable(f.default):
             per_row.append(f)
         else:
             constant[f.attname] = f.get_default()
-    return constant, tuple(per_row), model._meta.pk.attname
+    allowed = frozenset(f.attname for f in model._meta.concrete_fields)
+    return constant, tuple(per_row), allowed, model._meta.pk.attname
 
 
 def new_row(model: type[models.Model], **values: Any) -> Row:
@@ -73,16 +74,17 @@ def new_row(model: type[models.Model], **values: Any) -> Row:
     Values are by attname (`profile_id=...`, not `profile=...`); an unknown name is a TypeError,
     as for a model. Callable defaults (dict, list, uuid4) are called for every row.
     """
-    constant, per_row, pk_attname = _row_plan(model)
-    unknown = values.keys() - constant.keys() - {f.attname for f in per_row}
-    if unknown:
-        raise TypeError(f"{model.__name__} has no field(s) {', '.join(sorted(unknown))}")
-    row = Row(**constant)
-    row._pk_attname = pk_attname
+    constant, per_row, allowed, pk_attname = _row_plan(model)
+    if not values.keys() <= allowed:
+        raise TypeError(f"{model.__name__} has no field(s) {', '.join(sorted(values.keys() - allowed))}")
+    row = Row()
+    fields = row.__dict__
+    fields.update(constant)
+    fields["_pk_attname"] = pk_attname
     for f in per_row:
         if f.attname not in values:
-            setattr(row, f.attname, f.get_default())
-    row.__dict__.update(values)
+            fields[f.attname] = f.get_default()
+    fields.update(values)
     return row
 
 

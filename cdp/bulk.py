@@ -4,12 +4,13 @@ Why not Django's bulk_create / bulk_update: on the ingestion path they dominated
 bulk_create compiles a multi-row INSERT with one placeholder per value, which Django prepares
 value by value and psycopg then re-parses on the client (large statements miss its query
 cache); bulk_update builds a CASE expression per field and row. PostgreSQL's COPY takes the
-rows as a stream with no statement to compile or parse, and UPDATE ... FROM (VALUES ...) sets
-every row in one statement. Elsewhere (SQLite) both fall back to Django's own methods.
+rows as a stream with no statement to compile or parse, and UPDATE ... FROM jsonb_to_recordset
+sets every row from one JSON document. Elsewhere (SQLite) both fall back to Django's methods.
 
-Both take model instances and use each field's own `pre_save` / `get_db_prep_save`, so what is
-stored is exactly what bulk_create would store (auto_now timestamps, JSON adaptation, bytes).
-Neither sends signals, as bulk_create does not.
+They take model instances or `new_row` records, and prepare values through each field's own
+`pre_save` / `get_db_prep_save` (or an equivalent plain form), so what is stored is what
+bulk_create would store (auto_now timestamps, JSON, bytes). Neither sends signals, as
+bulk_create does not. Also here: the `in_array` lookup for the batch's key lists.
 """
 
 from __future__ import annotations

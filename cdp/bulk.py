@@ -18,7 +18,8 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from functools import cache
 from types import SimpleNamespace
 from typing import Any
@@ -89,6 +90,12 @@ def new_row(model: type[models.Model], **values: Any) -> Row:
     return row
 
 
+def _prepares(field: models.Field) -> bool:
+    """Fields whose every value goes through Django's preparation, whatever its Python type:
+    a JSON field's str, bool or number is a JSON document, not text for the column."""
+    return isinstance(field, models.JSONField)
+
+
 def copy_insert(model: type[models.Model], objs: list) -> None:
     """Insert the instances (or `new_row` records) with one COPY on PostgreSQL (bulk_create elsewhere).
 
@@ -107,7 +114,10 @@ def copy_insert(model: type[models.Model], objs: list) -> None:
     table = conn.ops.quote_name(model._meta.db_table)
     # The psycopg cursor under Django's wrapper (.cursor): COPY is not part of the DB-API.
     # pre_save only where it does something (auto_now timestamps); plain getattr elsewhere.
-    plan = [(f, f.attname, bool(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False))) for f in fields]
+    plan = [
+        (f, f.attname, bool(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)), _prepares(f))
+        for f in fields
+    ]
     # wrap_database_errors: psycopg's errors surface as Django's (IntegrityError, ...), as for bulk_create.
     with (
         conn.wrap_database_errors,
@@ -116,8 +126,11 @@ def copy_insert(model: type[models.Model], objs: list) -> None:
     ):
         for obj in objs:
             row = []
-            for f, attname, stamped in plan:
+            for f, attname, stamped, always in plan:
                 value = f.pre_save(obj, True) if stamped else getattr(obj, attname)
+                if always:
+                    row.append(f.get_db_prep_save(value, conn))
+                    continue
                 # Values of these exact types (aware datetimes only) are what Django would pass on
                 # unchanged; anything else (JSON, enums, naive datetimes, ...) goes through the
                 # field's own preparation.
@@ -160,9 +173,11 @@ def fast_bulk_update(model: type[models.Model], objs: list, fields: list[str]) -
         f"UPDATE {table} SET {assignments} FROM jsonb_to_recordset(%s::jsonb) AS v({declared}) "  # noqa: S608
         f"WHERE {table}.{columns[0]} = v.{columns[0]}"
     )  # identifiers come from model metadata; the values are the one JSON parameter
-    attnames = [f.attname for f in concrete]
+    # Keyed by column, as the record's columns are declared (a field's db_column may differ).
+    names = [(f.attname, f.column) for f in concrete]
     for start in range(0, len(objs), 5 * BATCH):
-        rows = [{a: _json_value(getattr(obj, a)) for a in attnames} for obj in objs[start : start + 5 * BATCH]]
+        chunk = objs[start : start + 5 * BATCH]
+        rows = [{column: _json_value(getattr(obj, attname)) for attname, column in names} for obj in chunk]
         with conn.cursor() as cursor:
             cursor.execute(sql, [json.dumps(rows, separators=(",", ":"))])
 
@@ -177,7 +192,9 @@ def _json_value(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, bytes | memoryview):
         return base64.b64encode(bytes(value)).decode("ascii")
-    return value  # str (choices included), numbers, bool, None, and JSON fields' own dicts/lists
+    if isinstance(value, date | Decimal):
+        return str(value)  # ISO date; exact decimal text, not a float
+    return value  # str (choices included), numbers, bool, None, and JSON fields' own values
 
 
 def array_literal(values, base_type: str) -> str:

@@ -162,6 +162,9 @@ class BatchResolver:
         bis = {i.blind_index for m in messages for i in m.ids}
         mids = {m.message_id for m in messages}
         lock_keys({f"bi|{b}" for b in bis} | {f"msg|{self.source.pk}|{m}" for m in mids})
+        # The batch's clock starts once it holds its locks: a profile it creates is then newer
+        # than any profile a batch it waited for created ("merge into the oldest" holds).
+        self.now = timezone.now()
         self.duplicates = set(
             Event.objects.filter(source=self.source, message_id__in_array=mids).values_list("message_id", flat=True)
         )
@@ -489,11 +492,12 @@ class BatchResolver:
         """Write the batch: profiles, identifiers, events, history, evidence. Audit is the caller's."""
         new_ids = {p.id for p in self.new_profiles}
         self._point_at_roots()
+        # Keys first: moving rows re-seals them under their survivor, which may be new.
+        create_data_keys(new_ids)
         if self.moved:
             survivors = {x: self.root(x) for x in self.moved}
             move_rows_bulk(survivors)
             segment_memberships_follow_merges(survivors)  # segments (issue 8): membership follows the merge
-        create_data_keys(new_ids)
         for row, subject, field_name, value in self.seal_jobs:
             blob = seal(subject_id=subject, field=field_name, value=value)
             if field_name == OBSERVATION_FIELD:

@@ -13,7 +13,9 @@ Message types are a dispatch table (`MESSAGE_TYPES`): a new type adds one prepar
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import time
 import uuid
 from collections import Counter
@@ -37,6 +39,7 @@ from privacy.crypto import blind_index
 
 MAX_STRING = 1024
 CHANNELS = frozenset(Channel.values)  # Channel.values builds a new list on every access
+_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # JSON's escape of NUL, not an escaped backslash before "u0000"
 MAX_NAME = 128
 
 
@@ -282,6 +285,19 @@ MESSAGE_TYPES: dict[str, Preparer] = {
 }
 
 
+def _check_text(raw: dict) -> None:
+    """Refuse text PostgreSQL cannot store or UTF-8 cannot encode (NUL, lone surrogates such as
+    a JSON "\\ud800"): caught here, the message is rejected alone instead of failing the
+    batch's write. One C-speed JSON encoding of the message finds both."""
+    try:
+        text = json.dumps(raw, ensure_ascii=False)
+        text.encode("utf-8")
+    except (UnicodeEncodeError, TypeError, ValueError):
+        raise Rejected("invalid_text", "text must be valid Unicode without lone surrogates") from None
+    if _NUL.search(text):
+        raise Rejected("invalid_text", "text must not contain NUL characters")
+
+
 def _parse_timestamp(raw: Any) -> datetime:
     parsed = parse_datetime(raw) if isinstance(raw, str) else None
     if parsed is None:
@@ -300,6 +316,7 @@ def prepare_message(
     """
     if not isinstance(raw, dict):
         raise Rejected("invalid_message", "each message must be a JSON object")
+    _check_text(raw)
     message_id = raw.get("message_id")
     if not isinstance(message_id, str) or not message_id.strip() or len(message_id) > 128:
         raise Rejected("missing_message_id", "message_id is required (a string of 1-128 characters)")
@@ -310,7 +327,7 @@ def prepare_message(
     if "timestamp" not in raw:
         raise Rejected("missing_timestamp", "timestamp is required")
     channel = raw.get("channel") or source.channel
-    if channel not in CHANNELS:
+    if not isinstance(channel, str) or channel not in CHANNELS:
         raise Rejected("invalid_channel", f"channel must be one of: {', '.join(Channel.values)}")
     message = PreparedMessage(
         index=index,

@@ -8,14 +8,17 @@ the raw batch is readable anywhere, even in a backup taken while it was queued.
 
 Ingestion itself is the synchronous path's (`ingest_batch`): same validation, resolution,
 idempotency by (source, message_id) and audit; the batch's id is the audit entry's `batch`.
-A worker that dies mid-batch rolls the whole transaction back, so the batch is still queued;
-the maintenance task hands batches queued too long to the broker again, and a batch that
-fails CDP_INGEST_MAX_ATTEMPTS times is marked failed (its sealed payload kept until the
-retention job shreds it, so an operator can look into it and the source can resend).
+A worker claims an attempt (counted and committed) before it opens the payload, then ingests
+in one transaction; a worker that dies mid-batch leaves the batch queued with that attempt
+used. The maintenance task hands batches queued too long to the broker again; a batch that
+has used CDP_INGEST_MAX_ATTEMPTS is marked failed, its sealed payload kept until the
+retention job shreds it (an operator can look into it; the source resends). Failed attempts
+are audited, and what they raise names the error's type only.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from datetime import timedelta
@@ -28,7 +31,7 @@ from django.utils import timezone
 from cdp.actor import Actor, ActorKind, PermissionDenied, Role
 from cdp.models import IngestBatch, Source
 from cdp.services.ingest import ingest_batch
-from privacy.audit import AuditAction, audit_record
+from privacy.audit import AuditAction, Outcome, audit_record
 from privacy.crypto import open_sealed, seal, shred_subject
 
 log = logging.getLogger(__name__)
@@ -66,7 +69,9 @@ def ingest_enqueue(*, actor: Actor, messages: list[Any]) -> IngestBatch:
             id=batch_id,
             source=source,
             received=len(messages),
-            payload=seal(subject_id=batch_id, field=PAYLOAD_FIELD, value=messages),
+            # ASCII JSON (json's default): any string the parser accepted can be staged, lone
+            # surrogates included; the worker's validation rejects such a message alone.
+            payload=seal(subject_id=batch_id, field=PAYLOAD_FIELD, value=json.dumps(messages)),
             requested_by=actor.actor_id,
             request_id=actor.request_id,
         )
@@ -94,47 +99,81 @@ def _batch_actor(batch: IngestBatch) -> Actor:
     )
 
 
+class IngestBatchFailed(Exception):
+    """A queued batch's attempt failed. Carries the error's type only: the original message
+    could quote the data that caused it, and task errors reach worker logs and the result
+    backend."""
+
+
+def _claim(batch_id: uuid.UUID | str) -> IngestBatch | None:
+    """Count an attempt in its own committed transaction, before the payload is opened, so a
+    worker that dies mid-batch (killed, out of memory) still uses up one. Returns the batch to
+    ingest, or None when it is not queued any more or has used up its attempts (then failed)."""
+    with transaction.atomic():
+        batch = IngestBatch.objects.select_for_update().filter(id=batch_id).first()
+        if batch is None or batch.status != IngestBatch.Status.QUEUED:
+            return None
+        now = timezone.now()
+        if batch.attempts >= settings.CDP_INGEST_MAX_ATTEMPTS:
+            batch.status, batch.error, batch.finished_at = IngestBatch.Status.FAILED, "too_many_attempts", now
+            batch.save(update_fields=["status", "error", "finished_at"])
+            return None
+        batch.attempts += 1
+        batch.attempted_at = now
+        batch.save(update_fields=["attempts", "attempted_at"])
+        return batch
+
+
 def ingest_run_queued(*, batch_id: uuid.UUID | str) -> IngestBatch:
     """Ingest one queued batch (worker). Idempotent: a batch no longer queued is left alone.
 
-    One transaction: the batch row is locked, its messages opened and ingested, the results
-    stored, the payload dropped and the batch's data key shredded, or none of it.
+    After the attempt is claimed, one transaction: the batch row is locked, its messages opened
+    and ingested, the results stored, the payload dropped and the batch's data key shredded, or
+    none of it. Raises IngestBatchFailed (the error's type only) when the attempt fails.
     """
+    if _claim(batch_id) is None:
+        return IngestBatch.objects.get(id=batch_id)
     try:
         with transaction.atomic():
             batch = IngestBatch.objects.select_for_update().get(id=batch_id)
             if batch.status != IngestBatch.Status.QUEUED:
                 return batch
-            messages = open_sealed(subject_id=batch.id, field=PAYLOAD_FIELD, blob=bytes(batch.payload))
-            result = ingest_batch(actor=_batch_actor(batch), messages=messages, batch_id=batch.id.hex)
+            staged = open_sealed(subject_id=batch.id, field=PAYLOAD_FIELD, blob=bytes(batch.payload))
+            result = ingest_batch(actor=_batch_actor(batch), messages=json.loads(staged), batch_id=batch.id.hex)
             batch.status = IngestBatch.Status.DONE
             batch.counts = result.counts
             batch.results = [r.as_dict() for r in result.results]
             batch.merges, batch.refusals = result.merges, result.refusals
             batch.payload = None
-            batch.attempts += 1
-            batch.attempted_at = batch.finished_at = timezone.now()
+            batch.finished_at = timezone.now()
             batch.save()
             shred_subject(subject_id=batch.id)
             return batch
     except Exception as exc:
         _record_failure(batch_id, exc)
-        raise
+        raise IngestBatchFailed(f"ingest batch {batch_id}: {type(exc).__name__}") from None
 
 
 def _record_failure(batch_id: uuid.UUID | str, exc: Exception) -> None:
-    """Count the attempt; after CDP_INGEST_MAX_ATTEMPTS the batch is failed. Only the error's
-    type is kept and logged: a message could quote the data that caused it."""
+    """Audit the failed attempt (its payload was opened) and, after CDP_INGEST_MAX_ATTEMPTS,
+    fail the batch. Only the error's type is kept, logged and audited."""
     with transaction.atomic():
         batch = IngestBatch.objects.select_for_update().filter(id=batch_id).first()
         if batch is None or batch.status != IngestBatch.Status.QUEUED:
             return
-        batch.attempts += 1
-        batch.attempted_at = timezone.now()
         if batch.attempts >= settings.CDP_INGEST_MAX_ATTEMPTS:
             batch.status, batch.error, batch.finished_at = IngestBatch.Status.FAILED, "internal_error", timezone.now()
-        batch.save(update_fields=["attempts", "attempted_at", "status", "error", "finished_at"])
-        log.warning("ingest batch %s attempt %s failed: %s", batch_id, batch.attempts, type(exc).__name__)
+            batch.save(update_fields=["status", "error", "finished_at"])
+        audit_record(
+            actor=_batch_actor(batch),
+            action=AuditAction.INGEST_BATCH,
+            outcome=Outcome.ERROR,
+            purpose="identity_resolution",
+            object_type="ingest_batch",
+            object_id=batch.id,
+            details={"batch": batch.id.hex, "attempt": batch.attempts, "error": type(exc).__name__[:64]},
+        )
+    log.warning("ingest batch %s attempt %s failed: %s", batch_id, batch.attempts, type(exc).__name__)
 
 
 def ingest_batch_status(*, actor: Actor, batch_id: uuid.UUID | str) -> IngestBatch:
@@ -149,28 +188,42 @@ def ingest_batch_status(*, actor: Actor, batch_id: uuid.UUID | str) -> IngestBat
 
 def ingest_queue_maintenance() -> dict[str, int]:
     """Scheduled: hand batches queued too long to the broker again (a lost message, a worker
-    that died), and drop batches past their retention, shredding any payload still held."""
+    that died: attempts are counted when claimed), fail batches still queued after their
+    retention (nothing could ingest them; their sealed messages are shredded), and drop
+    batches finished longer ago than their retention, shredding what a failed one still held.
+
+    Under a backlog longer than CDP_INGEST_REQUEUE_AFTER_SECONDS a batch may be handed out twice;
+    the second delivery finds it done (the row lock serialises them).
+    """
     now = timezone.now()
     stale_before = now - timedelta(seconds=settings.CDP_INGEST_REQUEUE_AFTER_SECONDS)
+    cutoff = now - timedelta(days=settings.CDP_INGEST_BATCH_RETENTION_DAYS)
+    queued = IngestBatch.objects.filter(status=IngestBatch.Status.QUEUED)
+    abandoned = 0
+    for batch in queued.filter(queued_at__lt=cutoff):
+        with transaction.atomic():
+            shred_subject(subject_id=batch.id)
+            IngestBatch.objects.filter(id=batch.id, status=IngestBatch.Status.QUEUED).update(
+                status=IngestBatch.Status.FAILED, error="expired", payload=None, finished_at=now
+            )
+            abandoned += 1
     stale = list(
-        IngestBatch.objects.filter(status=IngestBatch.Status.QUEUED, queued_at__lt=stale_before)
-        .exclude(attempted_at__gte=stale_before)
-        .values_list("id", flat=True)
+        queued.filter(queued_at__lt=stale_before).exclude(attempted_at__gte=stale_before).values_list("id", flat=True)
     )
     for batch_id in stale:
         _enqueue(batch_id)
     expired = 0
-    cutoff = now - timedelta(days=settings.CDP_INGEST_BATCH_RETENTION_DAYS)
-    for batch in IngestBatch.objects.filter(queued_at__lt=cutoff).exclude(status=IngestBatch.Status.QUEUED):
+    for batch in IngestBatch.objects.exclude(status=IngestBatch.Status.QUEUED).filter(finished_at__lt=cutoff):
         with transaction.atomic():
             shred_subject(subject_id=batch.id)  # a failed batch still holds its sealed messages
             batch.delete()
             expired += 1
-    if stale or expired:
+    counts = {"requeued": len(stale), "abandoned": abandoned, "expired": expired}
+    if abandoned or expired:
         audit_record(
             actor=Actor.system("ingest_queue_maintenance"),
             action=AuditAction.RETENTION_PURGE,
             object_type="ingest_batch",
-            details={"requeued": len(stale), "expired": expired},
+            details=counts,
         )
-    return {"requeued": len(stale), "expired": expired}
+    return counts

@@ -81,6 +81,9 @@ def test_batch_answers_a_result_per_message(source_client):
         (message(type="track"), "missing_event"),
         (message(type="alias"), "alias_needs_two"),
         (message(channel="telepathy"), "invalid_channel"),
+        (message(channel=["web"]), "invalid_channel"),
+        (message(traits={"name": "Li\x00Na"}), "invalid_text"),
+        (message(mid="m\x00"), "invalid_text"),
         ("just a string", "invalid_message"),
     ],
 )
@@ -90,6 +93,20 @@ def test_bad_message_is_rejected_alone_with_its_code(source_client, raw, code):
     result = response.json()["results"][0]
     assert result["status"] == "rejected" and result["code"] == code and result["reason"]
     assert nothing_written()
+
+
+def test_a_lone_surrogate_is_rejected_alone(source_client):
+    """JSON may spell a lone UTF-16 surrogate ("\\ud800"), which UTF-8 cannot encode: that
+    message is rejected, its neighbour is accepted."""
+    good = json.dumps(message("ok"))
+    bad = json.dumps(message("bad")).replace('"\\u674e\\u5a1c"', '"\\ud800"')
+    assert "ud800" in bad
+    response = source_client.generic("POST", URL, f'{{"messages": [{bad}, {good}]}}', content_type="application/json")
+    assert response.status_code == 200, response.content
+    assert [(r["status"], r.get("code")) for r in response.json()["results"]] == [
+        ("rejected", "invalid_text"),
+        ("accepted", None),
+    ]
 
 
 def bad_envelope(case: str, client, settings, make_client, anon_client):

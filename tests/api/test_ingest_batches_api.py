@@ -6,6 +6,7 @@ broker carries only the batch id, and the worker shreds the batch's key as it in
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 
@@ -15,7 +16,13 @@ from django.utils import timezone
 from cdp.actor import Actor, ActorKind, Role
 from cdp.demo import seed_traits
 from cdp.models import Event, IngestBatch, Profile, Source
-from cdp.services.ingest_queue import PAYLOAD_FIELD, ingest_enqueue, ingest_queue_maintenance, ingest_run_queued
+from cdp.services.ingest_queue import (
+    PAYLOAD_FIELD,
+    IngestBatchFailed,
+    ingest_enqueue,
+    ingest_queue_maintenance,
+    ingest_run_queued,
+)
 from privacy.audit.models import AuditEntry
 from privacy.crypto import KeyShreddedError, open_sealed
 from tests.api.test_ingest_api import BAD_REQUESTS, bad_envelope, message
@@ -40,6 +47,20 @@ def eager():
 def source_client(make_client):
     seed_traits()
     return make_client("source", source="crm-sync")
+
+
+def staged(source: Source, messages: list, **fields) -> IngestBatch:
+    """A queued batch as ingest_enqueue stores it, without handing it to a worker."""
+    from privacy.crypto import seal
+
+    batch = IngestBatch.objects.create(source=source, received=len(messages), requested_by="key:crm", **fields)
+    batch.payload = seal(subject_id=batch.id, field=PAYLOAD_FIELD, value=json.dumps(messages))
+    batch.save()
+    return batch
+
+
+def opened(batch: IngestBatch) -> list:
+    return json.loads(open_sealed(subject_id=batch.id, field=PAYLOAD_FIELD, blob=bytes(batch.payload)))
 
 
 def source_actor(source: Source) -> Actor:
@@ -139,13 +160,9 @@ def test_a_queued_batch_is_sealed_at_rest_and_shredded_once_ingested():
 
         app.control.purge()
     else:  # embedded mode ran it at commit: queue a second one without running it
-        batch = IngestBatch.objects.create(source=source, received=1, requested_by="key:crm", payload=None)
-        from privacy.crypto import seal
-
-        batch.payload = seal(subject_id=batch.id, field=PAYLOAD_FIELD, value=messages)
-        batch.save()
+        batch = staged(source, messages)
     # Positive control: the stored payload opens to the messages.
-    assert open_sealed(subject_id=batch.id, field=PAYLOAD_FIELD, blob=bytes(batch.payload)) == messages
+    assert opened(batch) == messages
     dump = dump_database()
     text = dump.decode("utf-8", errors="replace")
     assert len(dump) > 10_000 and b"ingestbatch" in dump.lower()
@@ -165,33 +182,61 @@ def test_a_failing_batch_is_retried_then_failed_and_expired(settings, monkeypatc
     seed_traits()
     source = Source.objects.create(name="crm-fail", channel="crm")
     settings.CDP_INGEST_MAX_ATTEMPTS = 2
-    batch = IngestBatch.objects.create(source=source, received=1, requested_by="key:crm")
-    from privacy.crypto import seal
-
-    batch.payload = seal(subject_id=batch.id, field=PAYLOAD_FIELD, value=[message("f1")])
-    batch.save()
+    batch = staged(source, [message("f1")])
     import cdp.services.ingest_queue as queue
 
     def broken(**kwargs):
-        raise RuntimeError("database went away")
+        raise RuntimeError("li.na@example.com broke it")  # a message that quotes data
 
     monkeypatch.setattr(queue, "ingest_batch", broken)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(IngestBatchFailed) as raised:
         ingest_run_queued(batch_id=batch.id)
+    assert "li.na" not in str(raised.value) and "RuntimeError" in str(raised.value)
     batch.refresh_from_db()
     assert (batch.status, batch.attempts) == (IngestBatch.Status.QUEUED, 1)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(IngestBatchFailed):
         ingest_run_queued(batch_id=batch.id)
     batch.refresh_from_db()
     assert (batch.status, batch.attempts, batch.error) == (IngestBatch.Status.FAILED, 2, "internal_error")
+    failures = AuditEntry.objects.filter(action="ingest.batch", outcome="error", object_id=str(batch.id))
+    assert [e.details["attempt"] for e in failures.order_by("seq")] == [1, 2]
+    assert all("li.na" not in json.dumps(e.details) for e in failures)
     assert batch.payload is not None  # kept (sealed) for the operator until retention
     sealed = bytes(batch.payload)
     monkeypatch.undo()
     assert ingest_run_queued(batch_id=batch.id).status == IngestBatch.Status.FAILED  # left alone
-    # Retention: past CDP_INGEST_BATCH_RETENTION_DAYS the batch goes, and its key with it.
-    IngestBatch.objects.filter(id=batch.id).update(queued_at=timezone.now() - timedelta(days=30))
-    assert ingest_queue_maintenance() == {"requeued": 0, "expired": 1}
+    # Retention: finished longer ago than CDP_INGEST_BATCH_RETENTION_DAYS, the batch goes with its key.
+    IngestBatch.objects.filter(id=batch.id).update(finished_at=timezone.now() - timedelta(days=30))
+    assert ingest_queue_maintenance() == {"requeued": 0, "abandoned": 0, "expired": 1}
     assert not IngestBatch.objects.exists()
+    with pytest.raises(KeyShreddedError):
+        open_sealed(subject_id=batch.id, field=PAYLOAD_FIELD, blob=sealed)
+
+
+@pytest.mark.django_db
+def test_a_batch_whose_workers_die_uses_up_its_attempts(settings):
+    """A worker killed mid-batch raises nothing; its claimed attempt still counts."""
+    from cdp.services.ingest_queue import _claim
+
+    seed_traits()
+    settings.CDP_INGEST_MAX_ATTEMPTS = 2
+    batch = staged(Source.objects.create(name="crm-oom", channel="crm"), [message("k1")])
+    assert _claim(batch.id) is not None and _claim(batch.id) is not None  # two workers died
+    assert ingest_run_queued(batch_id=batch.id).status == IngestBatch.Status.FAILED
+    batch.refresh_from_db()
+    assert (batch.error, batch.attempts) == ("too_many_attempts", 2)
+    assert not Event.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_batch_nobody_ingests_is_abandoned_after_retention():
+    seed_traits()
+    batch = staged(Source.objects.create(name="crm-nobody", channel="crm"), [message("n1")])
+    sealed = bytes(batch.payload)
+    IngestBatch.objects.filter(id=batch.id).update(queued_at=timezone.now() - timedelta(days=30))
+    assert ingest_queue_maintenance() == {"requeued": 0, "abandoned": 1, "expired": 0}
+    batch.refresh_from_db()
+    assert (batch.status, batch.error, batch.payload) == (IngestBatch.Status.FAILED, "expired", None)
     with pytest.raises(KeyShreddedError):
         open_sealed(subject_id=batch.id, field=PAYLOAD_FIELD, blob=sealed)
 
@@ -199,13 +244,8 @@ def test_a_failing_batch_is_retried_then_failed_and_expired(settings, monkeypatc
 @pytest.mark.django_db
 def test_maintenance_queues_a_stalled_batch_again(eager):
     seed_traits()
-    source = Source.objects.create(name="crm-stall", channel="crm")
-    batch = IngestBatch.objects.create(source=source, received=1, requested_by="key:crm")
-    from privacy.crypto import seal
-
-    batch.payload = seal(subject_id=batch.id, field=PAYLOAD_FIELD, value=[message("s1")])
-    batch.save()
-    assert ingest_queue_maintenance() == {"requeued": 0, "expired": 0}  # too young to be stalled
+    batch = staged(Source.objects.create(name="crm-stall", channel="crm"), [message("s1")])
+    assert ingest_queue_maintenance()["requeued"] == 0  # too young to be stalled
     IngestBatch.objects.filter(id=batch.id).update(queued_at=timezone.now() - timedelta(hours=1))
     assert ingest_queue_maintenance()["requeued"] == 1  # eager: the worker's task ran just now
     batch.refresh_from_db()
@@ -253,3 +293,18 @@ def test_a_real_worker_ingests_a_queued_batch_through_the_broker(source_client):
     from privacy.crypto.models import SubjectKey
 
     assert SubjectKey.objects.get(subject_id=batch.id).shredded_at is not None
+
+
+@pytest.mark.django_db
+def test_text_utf8_cannot_encode_is_staged_and_then_rejected_alone(
+    source_client, eager, django_capture_on_commit_callbacks
+):
+    good = json.dumps(message("ok"))
+    bad = json.dumps(message("bad")).replace('"\\u674e\\u5a1c"', '"\\ud800"')
+    with django_capture_on_commit_callbacks(execute=True):
+        response = source_client.generic(
+            "POST", URL, f'{{"messages": [{bad}, {good}]}}', content_type="application/json"
+        )
+    assert response.status_code == 202, response.content
+    results = source_client.get(response["Location"]).json()["results"]
+    assert [(r["status"], r.get("code")) for r in results] == [("rejected", "invalid_text"), ("accepted", None)]

@@ -173,3 +173,21 @@ def test_rows_are_written_like_instances(source):
     profile.attributes = {"tier": "silver"}
     fast_bulk_update(Profile, [profile], ["attributes"])
     assert Profile.objects.get(pk=profile.id).attributes == {"tier": "silver"}
+
+
+@pytest.mark.django_db
+def test_json_fields_hold_any_json_value_as_django_would(source):
+    """A JSON field's str, bool or number is a JSON document of that type, never column text."""
+    profile = Profile.objects.create()
+    rows = [
+        Event(profile=profile, source=source, message_id=f"j{i}", type="track", channel="web",
+              occurred_at=datetime.now(UTC), properties=value)
+        for i, value in enumerate(['{"a": 1}', "plain", True, 7, [1, "x"]])
+    ]  # fmt: skip
+    copy_insert(Event, rows)
+    stored = dict(Event.objects.values_list("message_id", "properties"))
+    assert stored == {"j0": '{"a": 1}', "j1": "plain", "j2": True, "j3": 7, "j4": [1, "x"]}
+    for value in ("text", False, 2.5, '{"b": 2}'):
+        profile.attributes = value
+        fast_bulk_update(Profile, [profile], ["attributes"])
+        assert Profile.objects.get(pk=profile.pk).attributes == value

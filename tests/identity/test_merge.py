@@ -149,3 +149,33 @@ def test_a_crash_mid_batch_writes_nothing(send, monkeypatch):
     assert not Profile.objects.exists() and not Event.objects.exists() and not Identifier.objects.exists()
     monkeypatch.undo()
     assert send(msg(ids={"email": "crash@example.com"})).results[0].status == "accepted"
+
+
+def test_a_new_profile_can_survive_a_merge_of_sealed_rows(send):
+    """The survivor of a merge may be a profile this batch creates (it is the older one when
+    the other was stamped later, as with two batches racing): the absorbed profile's sealed
+    event properties are re-sealed under it, so its data key must exist first."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from cdp.models import TraitDefinition
+
+    TraitDefinition.objects.create(
+        kind=TraitDefinition.Kind.PROPERTY, key="delivery_address", data_type="string", personal=True
+    )
+    send(msg("track", ids={"phone": "13812345678"}, event="purchase", properties={"delivery_address": "上海"}))
+    later = Profile.objects.get()
+    Profile.objects.filter(pk=later.pk).update(created_at=timezone.now() + timedelta(hours=1))
+    r = send(
+        msg(ids={"email": "new.one@example.com"}, mid="n1"),
+        msg("alias", ids={"email": "new.one@example.com", "phone": "13812345678"}, mid="n2"),
+    )
+    assert [x.status for x in r.results] == ["accepted", "accepted"] and r.merges == 1
+    survivor = active_profiles().get()
+    assert survivor.pk != later.pk
+    event = Event.objects.get(name="purchase")
+    assert event.profile_id == survivor.pk
+    assert open_sealed(subject_id=survivor.pk, field="properties", blob=event.sealed_properties) == {
+        "delivery_address": "上海"
+    }

@@ -232,7 +232,7 @@ class BatchResolver:
         held = self.profile_ids.get(pid, {})
         return any(bis and not self.types.get(t, self.types["email"]).weak for t, bis in held.items())
 
-    def _refuse(self, rule: str, ident: PreparedId | Identifier, profile: uuid.UUID, other, message) -> None:
+    def _refuse(self, rule: str, ident: PreparedId | Identifier | Row, profile: uuid.UUID, other, message) -> None:
         id_type = ident.spec.name if isinstance(ident, PreparedId) else ident.id_type
         self.refusals.append(
             new_row(

@@ -24,6 +24,7 @@ concurrent batch is never written to.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -555,6 +556,17 @@ def create_data_keys(subject_ids: set[uuid.UUID]) -> None:
     data_keys_create_fresh(subject_ids)
 
 
+def reseal_events(events, target: Callable[[uuid.UUID], uuid.UUID]) -> None:
+    """Re-seal the personal properties of `events` (a queryset) under the profile each moves to,
+    `target(current profile id)`, before the move (STORAGE CONTRACT: subject = event.profile)."""
+    resealed = []
+    for event in events.filter(sealed_properties__isnull=False).only("id", "profile_id", "sealed_properties"):
+        value = open_sealed(subject_id=event.profile_id, field="properties", blob=event.sealed_properties)
+        event.sealed_properties = seal(subject_id=target(event.profile_id), field="properties", value=value)
+        resealed.append(event)
+    fast_bulk_update(Event, resealed, ["sealed_properties"])
+
+
 def move_rows_bulk(mapping: dict[uuid.UUID, uuid.UUID]) -> None:
     """Move every stored row of each absorbed profile to its survivor (merges of one batch).
 
@@ -563,14 +575,7 @@ def move_rows_bulk(mapping: dict[uuid.UUID, uuid.UUID]) -> None:
     mapping = {x: s for x, s in mapping.items() if x != s}
     if not mapping:
         return
-    resealed = []
-    for event in Event.objects.filter(profile_id__in=list(mapping), sealed_properties__isnull=False).only(
-        "id", "profile_id", "sealed_properties"
-    ):
-        value = open_sealed(subject_id=event.profile_id, field="properties", blob=event.sealed_properties)
-        event.sealed_properties = seal(subject_id=mapping[event.profile_id], field="properties", value=value)
-        resealed.append(event)
-    Event.objects.bulk_update(resealed, ["sealed_properties"], batch_size=500)
+    reseal_events(Event.objects.filter(profile_id__in_array=mapping), mapping.__getitem__)
     # Profiles merged into an absorbed one earlier point straight at its survivor (flat chains).
     pointing = list(Profile.objects.filter(merged_into_id__in=list(mapping)).values_list("id", "merged_into_id"))
     for pid, absorbed in pointing:
@@ -610,12 +615,7 @@ def move_profile_rows(*, from_id: uuid.UUID, to_id: uuid.UUID, origins: set[uuid
         events = events.filter(origin_profile_id__in=list(origins))
     ids.update(profile_id=to_id)
     obs.update(profile_id=to_id)
-    resealed = []
-    for event in events.filter(sealed_properties__isnull=False).only("id", "sealed_properties"):
-        value = open_sealed(subject_id=from_id, field="properties", blob=event.sealed_properties)
-        event.sealed_properties = seal(subject_id=to_id, field="properties", value=value)
-        resealed.append(event)
-    Event.objects.bulk_update(resealed, ["sealed_properties"], batch_size=500)
+    reseal_events(events, lambda _: to_id)
     return events.update(profile_id=to_id)
 
 

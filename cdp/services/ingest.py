@@ -349,9 +349,16 @@ def _message_id_of(raw: Any) -> str:
     return value[:128] if isinstance(value, str) else ""
 
 
-def ingest_batch(
-    *, actor: Actor, messages: list[Any], source: Source | None = None, batch_id: str = ""
-) -> BatchResult:
+def source_of_key(actor: Actor) -> Source:
+    """The Source a source key writes for; PermissionDenied for other roles or an unbound key."""
+    actor.require_role(Role.SOURCE)
+    source = Source.objects.filter(pk=actor.source_id).first() if actor.source_id else None
+    if source is None:
+        raise PermissionDenied("this source key is not bound to a source", code="source_unbound")
+    return source
+
+
+def ingest_batch(*, actor: Actor, messages: list[Any], source: Source | None = None, batch_id: str = "") -> BatchResult:
     """Ingest one batch for the actor's source; return a result per message.
 
     The actor must be a source key (or the system, e.g. import_events, naming `source`).
@@ -360,9 +367,7 @@ def ingest_batch(
     ValueError for a batch over the size limit.
     """
     if actor.role == Role.SOURCE:
-        source = Source.objects.get(pk=actor.source_id) if actor.source_id else None
-        if source is None:
-            raise PermissionDenied("this source key is not bound to a source", code="source_unbound")
+        source = source_of_key(actor)
     elif actor.role != Role.SYSTEM or source is None:
         raise PermissionDenied("only source keys (or system imports naming a source) ingest", code="role_not_allowed")
     if len(messages) > settings.CDP_INGEST_MAX_MESSAGES:

@@ -28,22 +28,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from cdp.actor import Actor, ActorKind, PermissionDenied, Role
-from cdp.models import IngestBatch, Source
-from cdp.services.ingest import ingest_batch
+from cdp.actor import Actor, ActorKind, Role
+from cdp.models import IngestBatch
+from cdp.services.ingest import ingest_batch, source_of_key
 from privacy.audit import AuditAction, Outcome, audit_record
 from privacy.crypto import open_sealed, seal, shred_subject
 
 log = logging.getLogger(__name__)
 PAYLOAD_FIELD = "ingest_batch"
-
-
-def _source_of(actor: Actor) -> Source:
-    actor.require_role(Role.SOURCE)
-    source = Source.objects.filter(pk=actor.source_id).first() if actor.source_id else None
-    if source is None:
-        raise PermissionDenied("this source key is not bound to a source", code="source_unbound")
-    return source
 
 
 def _enqueue(batch_id: uuid.UUID) -> None:
@@ -58,7 +50,7 @@ def ingest_enqueue(*, actor: Actor, messages: list[Any]) -> IngestBatch:
     Messages are not validated here (the worker does, one result each, as the synchronous
     path does); the envelope is: a non-empty list within CDP_INGEST_MAX_MESSAGES.
     """
-    source = _source_of(actor)
+    source = source_of_key(actor)
     if not isinstance(messages, list) or not messages:
         raise ValueError("messages must be a non-empty list")
     if len(messages) > settings.CDP_INGEST_MAX_MESSAGES:
@@ -178,7 +170,7 @@ def _record_failure(batch_id: uuid.UUID | str, exc: Exception) -> None:
 
 def ingest_batch_status(*, actor: Actor, batch_id: uuid.UUID | str) -> IngestBatch:
     """A queued batch as its source sees it. Another source's batch does not exist for it."""
-    source = _source_of(actor)
+    source = source_of_key(actor)
     try:
         key = uuid.UUID(str(batch_id))
     except ValueError:
